@@ -1,0 +1,18 @@
+{
+  "targets": [
+    {
+      "target_name": "mailfront",
+      "sources": [
+        "native/addon.cc"
+      ],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "OPENSSL_API_COMPAT=30000"],
+      "cflags!": ["-fno-exceptions"],
+      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      "cflags_cc": ["-std=c++20", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter", "-O2"],
+      "conditions": [
+        ["OS!='linux'", { "actions": [{ "action_name": "linux_only", "inputs": [], "outputs": ["linux_only"], "action": ["sh", "-c", "echo 'mailfront needs Linux (epoll)' >&2; exit 1"] }] }]
+      ]
+    }
+  ]
+}

@@ -1,0 +1,170 @@
+// The only file that loads the addon: the typed boundary between the control
+// plane (TypeScript) and the data plane (native/, C++ worker threads).
+// Everything handed to native here is already validated and normalized.
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+export type Protocol = 'imaps' | 'pop3s' | 'imap' | 'pop3' | 'managesieve';
+
+/** A listening socket set, bound by native at start(). */
+export interface NativeListener {
+  name: string;
+  protocol: Protocol;
+  /** "127.0.0.1:993", "[::]:993", "0.0.0.0:0" (port 0: any free port). */
+  addresses: string[];
+  /** Already listening sockets (systemd socket activation); used instead of binding. */
+  fds?: number[];
+}
+
+/** One SSL_CTX. Several key types (ECDSA and RSA) for the same names share one. */
+export interface NativeCertContext {
+  /** PEM chain (leaf first) and PEM private key, one entry per key type. */
+  certs: { chainPem: string; keyPem: string }[];
+}
+
+export interface NativeBackend {
+  name: string;
+  /** "host:port", "[v6]:port" or an absolute unix socket path. */
+  servers: string[];
+  proxyProtocol: 'off' | 'v1' | 'v2';
+  balance: 'first' | 'roundrobin';
+}
+
+/** Listener policy, indexed like the listeners given to start(). */
+export interface NativeListenerPolicy {
+  name: string;
+  protocol: Protocol;
+  /** Index into snapshot.backends. */
+  backend: number;
+  /** First match wins: exact lowercase name, or "*.suffix" (one label). */
+  routes: { sni: string; backend: number }[];
+  /**
+   * Pre-TLS capability text, protocol-specific (STARTTLS front-ends only):
+   * imap: "IMAP4rev1 STARTTLS LOGINDISABLED" (atoms);
+   * pop3: CAPA lines, each ending in CRLF, without the final ".";
+   * managesieve: quoted capability lines, each ending in CRLF, without "OK".
+   */
+  capabilities: string;
+  /** ALPN protocol id this listener accepts when a client offers ALPN (ALPACA). */
+  alpn: string;
+}
+
+export interface NativeSnapshot {
+  contexts: NativeCertContext[];
+  /** Lowercase DNS name -> index into contexts. */
+  exact: Record<string, number>;
+  /** "example.org" for a "*.example.org" certificate -> index into contexts. */
+  wildcard: Record<string, number>;
+  /** Served without SNI, and for unknown names when unknownSni is "default". */
+  defaultContext: number;
+  unknownSni: 'default' | 'reject';
+  tls: {
+    minVersion: 'TLSv1.2' | 'TLSv1.3';
+    /** OpenSSL cipher string for TLS 1.2. */
+    ciphers: string;
+    /** OpenSSL ciphersuites string for TLS 1.3. */
+    ciphersuites: string;
+    /** Session-ticket keys, 80 bytes each (name 16, HMAC 32, AES 32); newest first. Empty: native makes and rotates its own. */
+    ticketKeys: Buffer[];
+  };
+  backends: NativeBackend[];
+  listeners: NativeListenerPolicy[];
+  timeouts: { handshakeMs: number; pretlsMs: number; connectMs: number; idleMs: number };
+  limits: { connections: number; perClient: number; lineBytes: number };
+}
+
+/** One finished connection, as the data plane saw it. */
+export interface ConnectionRecord {
+  listener: string;
+  protocol: Protocol;
+  /** Client "ip:port" ([v6]:port). */
+  client: string;
+  /** Backend server the connection was relayed to, or "" if none. */
+  backend: string;
+  /** Local "ip:port" of the backend-side socket: what Cyrus logs as the peer. */
+  backendLocal: string;
+  /** Backend pool name chosen by routing, or "". */
+  pool: string;
+  sni: string;
+  tlsVersion: string;
+  cipher: string;
+  resumed: boolean;
+  /** Plaintext bytes client -> backend and backend -> client. */
+  bytesIn: number;
+  bytesOut: number;
+  handshakeMs: number;
+  connectMs: number;
+  durationMs: number;
+  /** Why it ended: "client_closed", "backend_closed", "handshake_failed", "backend_unavailable", "idle_timeout", ... */
+  reason: string;
+  /** Detail for failures (OpenSSL error text, errno text); never key material. */
+  detail: string;
+}
+
+export interface NativeEvent {
+  kind: 'connection' | 'error';
+  record?: ConnectionRecord;
+  /** For kind "error": what happened (e.g. accept failing with EMFILE). */
+  message?: string;
+  listener?: string;
+}
+
+export interface ListenerCounters {
+  name: string;
+  accepted: number;
+  active: number;
+  rejectedLimit: number;
+  rejectedPerClient: number;
+  handshakes: number;
+  handshakeFailures: number;
+  resumed: number;
+  bytesIn: number;
+  bytesOut: number;
+  backendFailures: number;
+}
+
+export interface NativeStats {
+  workers: number;
+  active: number;
+  listeners: ListenerCounters[];
+}
+
+export interface BoundListener {
+  name: string;
+  /** Actual bound addresses ("127.0.0.1:40123"), in the order given. */
+  addresses: string[];
+}
+
+export interface NativeProxy {
+  /** Swap in a new snapshot; live connections keep the one they started with. Throws on a bad certificate or cipher string. */
+  apply(snapshot: NativeSnapshot): void;
+  /** Bind (or adopt fds) and start accepting. apply() must have been called. */
+  start(listeners: NativeListener[]): BoundListener[];
+  stats(): NativeStats;
+  /** Stop accepting new connections; live ones go on. */
+  drain(): void;
+  /** Close every connection (protocol goodbye first) and join the workers. */
+  stop(): void;
+}
+
+interface AddonModule {
+  Proxy: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeProxy;
+  opensslVersion: string;
+  /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
+  sdNotify(state: string): boolean;
+}
+
+const require = createRequire(import.meta.url);
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+
+let addon: AddonModule | undefined;
+export function loadAddon(): AddonModule {
+  if (!addon) addon = require(path.join(root, 'build', 'Release', 'mailfront.node')) as AddonModule;
+  return addon;
+}
+
+export function createProxy(workers: number, onEvents: (events: NativeEvent[]) => void): NativeProxy {
+  const { Proxy } = loadAddon();
+  return new Proxy({ workers, onEvents });
+}
