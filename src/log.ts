@@ -1,0 +1,148 @@
+// The root logger (pino, JSON lines on stdout) and the translation of data
+// plane events into log lines. stdout goes to journald under systemd, so no
+// pretty printing, no transport threads, and one JSON object per line.
+import { pino, stdTimeFunctions, type DestinationStream, type Level, type Logger } from 'pino';
+import type { ConnectionRecord, NativeEvent } from './native.js';
+
+export type { Logger } from 'pino';
+export type LogLevel = Level | 'silent';
+
+export interface LoggerOptions {
+  level?: LogLevel;
+  /** Where the JSON lines go; stdout (fd 1, synchronous writes) when absent. */
+  destination?: DestinationStream;
+}
+
+/**
+ * Key paths that may hold private key material (NativeCertContext.certs[].keyPem,
+ * snapshot ticket keys, whole snapshots). Redaction paths cannot express
+ * "at any depth", so the PEM scrub in scrubPrivateKeys() is the last net.
+ */
+export const redactPaths: readonly string[] = [
+  'keyPem',
+  '*.keyPem',
+  'privateKey',
+  '*.privateKey',
+  'certs[*].keyPem',
+  '*.certs[*].keyPem',
+  'contexts[*].certs[*].keyPem',
+  '*.contexts[*].certs[*].keyPem',
+  'ticketKeys',
+  '*.ticketKeys',
+  'tls.ticketKeys',
+  '*.tls.ticketKeys',
+];
+
+const PEM_PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:[^"\\]|\\.)*/g;
+
+/**
+ * Replaces anything from a "-----BEGIN ... PRIVATE KEY-----" marker to the end
+ * of the JSON string holding it. Runs on every serialized line, so it also
+ * covers PEM text inside error messages and free-form detail strings.
+ */
+export function scrubPrivateKeys(line: string): string {
+  return line.includes('PRIVATE KEY-----') ? line.replace(PEM_PRIVATE_KEY, '[Redacted private key]') : line;
+}
+
+/**
+ * Decisions: level as a label ("level":"info") because people grep the journal;
+ * ISO time because the line may be shipped beyond journald; base keeps pid (tells
+ * an old process from its successor in shipped logs) and drops hostname
+ * (journald and every shipper add it).
+ */
+export function createLogger(options: LoggerOptions = {}): Logger {
+  return pino(
+    {
+      level: options.level ?? 'info',
+      base: { service: 'mailfront', pid: process.pid },
+      timestamp: stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+      redact: { paths: [...redactPaths], censor: '[Redacted]' },
+      hooks: { streamWrite: scrubPrivateKeys },
+    },
+    options.destination ?? pino.destination({ dest: 1, sync: true }),
+  );
+}
+
+/** A child logger whose lines carry {component}: "certs", "metrics", "service", ... */
+export function child(logger: Logger, component: string): Logger {
+  return logger.child({ component });
+}
+
+/**
+ * Close reasons of connections that ended the way connections end. Anything
+ * else (handshake_failed, backend_unavailable, a reason added later) is logged
+ * at warn, so a new failure mode shows up without a change here.
+ */
+export const normalCloseReasons: ReadonlySet<string> = new Set([
+  'client_closed',
+  'backend_closed',
+  'client_logout',
+  'idle_timeout',
+  'drained',
+  'shutdown',
+]);
+
+export interface ConnectionLogFields {
+  listener: string;
+  protocol: string;
+  client: string;
+  backend: string;
+  /** Local ip:port of the backend-side socket: the peer address Cyrus logs. */
+  backend_local: string;
+  pool: string;
+  sni: string;
+  tls_version: string;
+  cipher: string;
+  resumed: boolean;
+  bytes_in: number;
+  bytes_out: number;
+  handshake_ms: number;
+  connect_ms: number;
+  duration_ms: number;
+  reason: string;
+  detail?: string;
+}
+
+export interface LogLine<T> {
+  level: 'info' | 'warn' | 'error';
+  fields: T;
+  msg: string;
+}
+
+/** The one line logged per finished connection. Pure; see logConnection(). */
+export function connectionLogLine(record: ConnectionRecord): LogLine<ConnectionLogFields> {
+  const fields: ConnectionLogFields = {
+    listener: record.listener,
+    protocol: record.protocol,
+    client: record.client,
+    backend: record.backend,
+    backend_local: record.backendLocal,
+    pool: record.pool,
+    sni: record.sni,
+    tls_version: record.tlsVersion,
+    cipher: record.cipher,
+    resumed: record.resumed,
+    bytes_in: record.bytesIn,
+    bytes_out: record.bytesOut,
+    handshake_ms: record.handshakeMs,
+    connect_ms: record.connectMs,
+    duration_ms: record.durationMs,
+    reason: record.reason,
+  };
+  if (record.detail !== '') fields.detail = record.detail;
+  return { level: normalCloseReasons.has(record.reason) ? 'info' : 'warn', fields, msg: 'connection closed' };
+}
+
+export function logConnection(logger: Logger, record: ConnectionRecord): void {
+  const line = connectionLogLine(record);
+  logger[line.level](line.fields, line.msg);
+}
+
+/** Logs one batch from the data plane (NativeProxy's onEvents). JS thread only. */
+export function logNativeEvents(logger: Logger, events: readonly NativeEvent[]): void {
+  for (const event of events) {
+    if (event.kind === 'connection' && event.record) logConnection(logger, event.record);
+    else if (event.kind === 'error') logger.error({ listener: event.listener, detail: event.message }, 'data plane error');
+  }
+}

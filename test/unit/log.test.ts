@@ -1,0 +1,179 @@
+import { Writable } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { child, connectionLogLine, createLogger, logConnection, logNativeEvents, scrubPrivateKeys } from '../../src/log.js';
+import type { ConnectionRecord } from '../../src/native.js';
+
+function capture() {
+  const lines: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      lines.push(...chunk.toString('utf8').split('\n').filter((l) => l !== ''));
+      cb();
+    },
+  });
+  // pino writes synchronously to a plain stream's write(); no flush needed.
+  return { lines, destination, json: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+const KEY = '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n';
+const EC_KEY = '-----BEGIN EC PRIVATE KEY-----\nMHcCAQEEIL\n-----END EC PRIVATE KEY-----\n';
+const CERT = '-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n-----END CERTIFICATE-----\n';
+
+function record(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
+  return {
+    listener: 'imaps',
+    protocol: 'imaps',
+    client: '203.0.113.7:51234',
+    backend: '127.0.0.1:1143',
+    backendLocal: '127.0.0.1:40022',
+    pool: 'cyrus-imap',
+    sni: 'mail.example.org',
+    tlsVersion: 'TLSv1.3',
+    cipher: 'TLS_AES_256_GCM_SHA384',
+    resumed: false,
+    bytesIn: 1200,
+    bytesOut: 34000,
+    handshakeMs: 3,
+    connectMs: 1,
+    durationMs: 95000,
+    reason: 'client_closed',
+    detail: '',
+    ...over,
+  };
+}
+
+describe('createLogger', () => {
+  it('writes one JSON line with service, pid, label level and ISO time, no hostname', () => {
+    const c = capture();
+    const log = createLogger({ level: 'info', destination: c.destination });
+    log.info({ a: 1 }, 'hello');
+    log.debug('not shown');
+    expect(c.lines).toHaveLength(1);
+    const [line] = c.json();
+    expect(line).toMatchObject({ level: 'info', service: 'mailfront', pid: process.pid, a: 1, msg: 'hello' });
+    expect(line).not.toHaveProperty('hostname');
+    expect(String(line?.time)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+  });
+
+  it('child() adds the component', () => {
+    const c = capture();
+    const log = child(createLogger({ destination: c.destination }), 'certs');
+    log.warn('skipped');
+    expect(c.json()[0]).toMatchObject({ level: 'warn', component: 'certs', msg: 'skipped' });
+  });
+});
+
+describe('private key safety net', () => {
+  const snapshot = {
+    contexts: [{ certs: [{ chainPem: CERT, keyPem: KEY }, { chainPem: CERT, keyPem: EC_KEY }] }],
+    exact: { 'mail.example.org': 0 },
+    tls: { ticketKeys: [Buffer.alloc(80, 7)] },
+  };
+
+  it.each([
+    ['a snapshot at the top level', (l: ReturnType<typeof createLogger>) => l.info(snapshot, 'applied')],
+    ['a snapshot under a key', (l: ReturnType<typeof createLogger>) => l.info({ snapshot }, 'applied')],
+    ['a context', (l: ReturnType<typeof createLogger>) => l.info({ ctx: snapshot.contexts[0] }, 'ctx')],
+    ['keyPem and privateKey keys', (l: ReturnType<typeof createLogger>) => l.info({ keyPem: KEY, pair: { privateKey: EC_KEY } }, 'pair')],
+    ['a PEM deep in an unknown shape', (l: ReturnType<typeof createLogger>) => l.info({ a: { b: { c: [{ d: KEY }] } } }, 'deep')],
+    ['a PEM inside an error message', (l: ReturnType<typeof createLogger>) => l.error({ err: new Error(`bad key ${KEY}`) }, 'failed')],
+    ['a PEM in the message text', (l: ReturnType<typeof createLogger>) => l.warn(`cannot parse ${EC_KEY} in file`)],
+  ])('never prints PRIVATE KEY: %s', (_name, write) => {
+    const c = capture();
+    write(createLogger({ destination: c.destination }));
+    expect(c.lines).toHaveLength(1);
+    expect(c.lines[0]).not.toContain('PRIVATE KEY');
+    expect(c.lines[0]).not.toContain('MIGHAgEAMBMGByqGSM49');
+    expect(c.lines[0]).not.toContain('MHcCAQEEIL');
+    expect(() => JSON.parse(c.lines[0] ?? '')).not.toThrow();
+  });
+
+  it('redacts known paths and keeps certificates', () => {
+    const c = capture();
+    createLogger({ destination: c.destination }).info({ snapshot }, 'applied');
+    const line = c.json()[0] as { snapshot: typeof snapshot };
+    expect(line.snapshot.contexts[0]?.certs[0]?.keyPem).toBe('[Redacted]');
+    expect(line.snapshot.contexts[0]?.certs[0]?.chainPem).toBe(CERT);
+    expect(line.snapshot.tls.ticketKeys).toBe('[Redacted]');
+    expect(line.snapshot.exact).toEqual({ 'mail.example.org': 0 });
+  });
+
+  it('scrubs from the PEM marker to the end of the JSON string only', () => {
+    const line = JSON.stringify({ a: `x ${KEY} y`, b: 'kept' });
+    expect(JSON.parse(scrubPrivateKeys(line))).toEqual({ a: 'x [Redacted private key]', b: 'kept' });
+    expect(scrubPrivateKeys('{"a":"plain"}')).toBe('{"a":"plain"}');
+  });
+});
+
+describe('connection lines', () => {
+  it('maps a normal close to info with snake_case fields and no empty detail', () => {
+    expect(connectionLogLine(record())).toEqual({
+      level: 'info',
+      msg: 'connection closed',
+      fields: {
+        listener: 'imaps',
+        protocol: 'imaps',
+        client: '203.0.113.7:51234',
+        backend: '127.0.0.1:1143',
+        backend_local: '127.0.0.1:40022',
+        pool: 'cyrus-imap',
+        sni: 'mail.example.org',
+        tls_version: 'TLSv1.3',
+        cipher: 'TLS_AES_256_GCM_SHA384',
+        resumed: false,
+        bytes_in: 1200,
+        bytes_out: 34000,
+        handshake_ms: 3,
+        connect_ms: 1,
+        duration_ms: 95000,
+        reason: 'client_closed',
+      },
+    });
+  });
+
+  it.each([
+    ['client_closed', 'info'],
+    ['backend_closed', 'info'],
+    ['idle_timeout', 'info'],
+    ['shutdown', 'info'],
+    ['handshake_failed', 'warn'],
+    ['backend_unavailable', 'warn'],
+    ['handshake_timeout', 'warn'],
+    ['limit_per_client', 'warn'],
+    ['some_new_reason', 'warn'],
+  ])('reason %s logs at %s', (reason, level) => {
+    expect(connectionLogLine(record({ reason })).level).toBe(level);
+  });
+
+  it('logs a failure with its detail at warn', () => {
+    const c = capture();
+    const log = createLogger({ destination: c.destination });
+    logConnection(
+      log,
+      record({ reason: 'handshake_failed', detail: 'no shared cipher', backend: '', backendLocal: '', tlsVersion: '', cipher: '' }),
+    );
+    expect(c.json()[0]).toMatchObject({
+      level: 'warn',
+      msg: 'connection closed',
+      reason: 'handshake_failed',
+      detail: 'no shared cipher',
+      client: '203.0.113.7:51234',
+      backend_local: '',
+    });
+  });
+
+  it('logs a batch of native events', () => {
+    const c = capture();
+    logNativeEvents(createLogger({ destination: c.destination }), [
+      { kind: 'connection', record: record() },
+      { kind: 'error', listener: 'sieve', message: 'accept: EMFILE' },
+      { kind: 'connection', record: record({ reason: 'backend_unavailable', client: '[2001:db8::1]:4000' }) },
+    ]);
+    expect(c.json().map((l) => [l.level, l.msg, l.client ?? l.detail])).toEqual([
+      ['info', 'connection closed', '203.0.113.7:51234'],
+      ['error', 'data plane error', 'accept: EMFILE'],
+      ['warn', 'connection closed', '[2001:db8::1]:4000'],
+    ]);
+    expect(c.json()[1]).toMatchObject({ listener: 'sieve' });
+  });
+});
