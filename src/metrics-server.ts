@@ -43,7 +43,7 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, regis
     const h = health();
     status = h.ok ? 200 : 503;
     type = 'application/json';
-    body = `${JSON.stringify({ status: h.ok ? 'ok' : 'unhealthy', ...h.detail })}\n`;
+    body = `${JSON.stringify({ ...h.detail, status: h.ok ? 'ok' : 'unhealthy' })}\n`;
   } else {
     status = 404;
     type = 'text/plain; charset=utf-8';
