@@ -1,0 +1,262 @@
+// Parse and validate one candidate (chain + key) with node:crypto.
+// Problems name paths, never contents: no message may carry key material.
+import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { realpath, stat } from 'node:fs/promises';
+import type { Candidate } from './sources.js';
+import type { CertProblem, CertSummary } from './types.js';
+import { describeFsError } from './fs-errors.js';
+import { normalizeName } from './names.js';
+
+export interface LoadedCert {
+  summary: Omit<CertSummary, 'context'>;
+  /** Leaf first, normalized PEM (re-encoded by node:crypto). */
+  chainPem: string;
+  /** PKCS#8 PEM. Never logged. */
+  keyPem: string;
+  /** Within notBefore..notAfter at load time. */
+  usable: boolean;
+  /** Position in the load order (sorted by path). */
+  order: number;
+}
+
+export type ReadFile = (path: string) => Promise<Buffer>;
+
+/** Largest file we read: a chain is a few KiB; this only guards against pointing at the wrong file. */
+const MAX_BYTES = 1 << 20;
+const SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+
+interface PemBlock {
+  label: string;
+  pem: string;
+}
+
+const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g;
+const KEY_LABELS = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'ENCRYPTED PRIVATE KEY']);
+
+function pemBlocks(text: string): PemBlock[] {
+  return [...text.matchAll(PEM_RE)].map((m) => ({ label: m[1] ?? '', pem: m[0] + '\n' }));
+}
+
+/** An error message from node:crypto, cut to its first line, with anything PEM-like removed. */
+export function safeMessage(err: unknown): string {
+  const msg = err instanceof Error ? err.message : String(err);
+  return (msg.split('\n')[0] ?? '')
+    .replace(/-----BEGIN[\s\S]*?(-----END[^-]*-----|$)/g, '[PEM]')
+    .replace(/[A-Za-z0-9+/=]{40,}/g, '[…]')
+    .slice(0, 200);
+}
+
+async function readText(read: ReadFile, file: string, what: string, problems: CertProblem[]): Promise<string | null> {
+  try {
+    const st = await stat(file).catch(() => null);
+    if (st && st.isFile() && st.size > MAX_BYTES) {
+      problems.push({ level: 'error', path: file, message: `${what} ${file} is ${st.size} bytes, more than a PEM chain can be: skipped` });
+      return null;
+    }
+    return (await read(file)).toString('utf8');
+  } catch (err) {
+    const resolved = await realpath(file).catch(() => undefined);
+    problems.push({ level: 'error', path: file, message: `${describeFsError(err, file, what, resolved)}; skipped` });
+    return null;
+  }
+}
+
+function singleLine(dn: string): string {
+  return dn.split('\n').filter(Boolean).join(', ');
+}
+
+/** dNSName entries of a subjectAltName string as node:crypto prints it ('DNS:a, DNS:"quoted", IP Address:…'). */
+function sanDnsNames(san: string | undefined): string[] {
+  if (!san) return [];
+  const out: string[] = [];
+  const re = /(?:^|, )DNS:("(?:[^"\\]|\\.)*"|[^,]*)/g;
+  for (const m of san.matchAll(re)) {
+    let v = m[1] ?? '';
+    if (v.startsWith('"')) {
+      try {
+        v = JSON.parse(v) as string;
+      } catch {
+        continue;
+      }
+    }
+    out.push(v);
+  }
+  return out;
+}
+
+function subjectCN(subject: string): string | undefined {
+  for (const line of subject.split('\n')) if (line.startsWith('CN=')) return line.slice(3);
+  return undefined;
+}
+
+/** Parse and check one candidate; null (with an error problem naming the path) when it cannot be served. */
+export async function parseCandidate(
+  c: Candidate,
+  order: number,
+  read: ReadFile,
+  now: Date,
+  problems: CertProblem[],
+): Promise<LoadedCert | null> {
+  const certPath = c.certPath;
+  const certText = await readText(read, certPath, c.combined ? 'certificate file' : 'certificate', problems);
+  if (certText === null) return null;
+  const certBlocks = pemBlocks(certText);
+  const certs = certBlocks.filter((b) => b.label === 'CERTIFICATE');
+  if (certs.length === 0) {
+    const hasKey = certBlocks.some((b) => KEY_LABELS.has(b.label));
+    problems.push({
+      level: 'error',
+      path: certPath,
+      message: `no PEM certificate in ${certPath}${hasKey && !c.combined ? ' (it holds a private key: are cert and key swapped?)' : ''}; skipped`,
+    });
+    return null;
+  }
+
+  // The key: from the same file (combined), its companion .key, or the key file.
+  let keyPath = c.keyPath;
+  let keyBlocks: PemBlock[];
+  if (c.combined) {
+    keyBlocks = certBlocks.filter((b) => KEY_LABELS.has(b.label));
+    if (keyBlocks.length === 0 && c.keyCompanion) {
+      keyPath = c.keyCompanion;
+      const t = await readText(read, keyPath, 'private key', problems);
+      if (t === null) return null;
+      keyBlocks = pemBlocks(t).filter((b) => KEY_LABELS.has(b.label));
+    }
+    if (keyBlocks.length === 0) {
+      problems.push({
+        level: 'error',
+        path: certPath,
+        message: `no private key in ${certPath}: a file in a PEM directory holds the chain and the key (or add ${certPath.replace(/\.(pem|crt)$/i, '')}.key); skipped`,
+      });
+      return null;
+    }
+  } else {
+    const t = await readText(read, keyPath, 'private key', problems);
+    if (t === null) return null;
+    const blocks = pemBlocks(t);
+    keyBlocks = blocks.filter((b) => KEY_LABELS.has(b.label));
+    if (keyBlocks.length === 0) {
+      const hasCert = blocks.some((b) => b.label === 'CERTIFICATE');
+      problems.push({
+        level: 'error',
+        path: keyPath,
+        message: `no PEM private key in ${keyPath}${hasCert ? ' (it holds a certificate: are cert and key swapped?)' : ''}; skipped`,
+      });
+      return null;
+    }
+  }
+
+  const x509: X509Certificate[] = [];
+  for (const [i, b] of certs.entries()) {
+    try {
+      x509.push(new X509Certificate(b.pem));
+    } catch (err) {
+      problems.push({ level: 'error', path: certPath, message: `certificate #${i + 1} in ${certPath} cannot be parsed (${safeMessage(err)}); skipped` });
+      return null;
+    }
+  }
+  const keys: KeyObject[] = [];
+  for (const b of keyBlocks) {
+    if (b.label === 'ENCRYPTED PRIVATE KEY') {
+      problems.push({ level: 'error', path: keyPath, message: `private key in ${keyPath} is encrypted (passphrase protected): mailfront needs an unencrypted key readable only by its user; skipped` });
+      return null;
+    }
+    try {
+      keys.push(createPrivateKey({ key: b.pem, format: 'pem' }));
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === 'ERR_MISSING_PASSPHRASE' ? 'it is encrypted (passphrase protected)' : safeMessage(err);
+      problems.push({ level: 'error', path: keyPath, message: `private key in ${keyPath} cannot be parsed (${why}); skipped` });
+      return null;
+    }
+  }
+
+  const leaf = x509[0]!;
+  const key = keys.find((k) => leaf.checkPrivateKey(k));
+  if (!key) {
+    const other = x509.findIndex((x, i) => i > 0 && keys.some((k) => x.checkPrivateKey(k)));
+    const keyType = keys[0]?.asymmetricKeyType ?? 'unknown';
+    const certType = leaf.publicKey.asymmetricKeyType ?? 'unknown';
+    problems.push({
+      level: 'error',
+      path: certPath,
+      message:
+        other > 0
+          ? `the private key ${keyPath} matches certificate #${other + 1} in ${certPath}, not the first: the server certificate must come first; skipped`
+          : `the private key ${keyPath} does not match the certificate ${certPath} (key: ${keyType}, certificate: ${certType}); skipped`,
+    });
+    return null;
+  }
+
+  // Names: SAN dNSNames; the CN only when there is no SAN dNSName at all (RFC 6125).
+  const rawNames = sanDnsNames(leaf.subjectAltName);
+  const fromCN = rawNames.length === 0;
+  if (fromCN) {
+    const cn = subjectCN(leaf.subject);
+    if (cn) rawNames.push(cn);
+  }
+  const names: string[] = [];
+  for (const raw of rawNames) {
+    const n = normalizeName(raw);
+    if (n === null) {
+      problems.push({ level: 'warning', path: certPath, message: `name ${JSON.stringify(raw)}${fromCN ? ' (CN)' : ''} in ${certPath} is not a host name or a one-label wildcard: not indexed` });
+    } else if (!names.includes(n)) names.push(n);
+  }
+  if (names.length === 0) {
+    problems.push({ level: 'error', path: certPath, message: `certificate ${certPath} has no usable DNS name (subjectAltName or CN): it cannot be selected by SNI; skipped` });
+    return null;
+  }
+  if (fromCN) problems.push({ level: 'info', path: certPath, message: `certificate ${certPath} has no subjectAltName: indexed by its CN ${names[0]} (modern clients ignore the CN)` });
+
+  // Chain: warn, don't refuse (self-signed and test certificates have none).
+  const chain = x509.slice(1);
+  if (chain.length === 0) {
+    const selfSigned = leaf.checkIssued(leaf) && leaf.verify(leaf.publicKey);
+    problems.push({
+      level: 'warning',
+      path: certPath,
+      message: selfSigned
+        ? `certificate ${certPath} is self-signed: clients will not trust it unless told to`
+        : `no intermediate certificate after the leaf in ${certPath}: clients that lack the issuer will fail to verify (use fullchain.pem, not cert.pem)`,
+    });
+  } else {
+    for (let i = 0; i < x509.length - 1; i++) {
+      const child = x509[i]!;
+      const parent = x509[i + 1]!;
+      if (!child.checkIssued(parent) || !child.verify(parent.publicKey)) {
+        problems.push({ level: 'warning', path: certPath, message: `chain in ${certPath}: certificate #${i + 2} did not issue #${i + 1} (wrong or out-of-order intermediate); served as is` });
+        break;
+      }
+    }
+  }
+  if (leaf.ca) problems.push({ level: 'warning', path: certPath, message: `the first certificate in ${certPath} is a CA certificate, not a server certificate` });
+  const eku = leaf.keyUsage;
+  if (Array.isArray(eku) && eku.length > 0 && !eku.includes(SERVER_AUTH)) {
+    problems.push({ level: 'warning', path: certPath, message: `certificate ${certPath} is not for TLS servers (extendedKeyUsage lacks serverAuth)` });
+  }
+
+  const notBefore = new Date(leaf.validFrom);
+  const notAfter = new Date(leaf.validTo);
+  const usable = notBefore.getTime() <= now.getTime() && now.getTime() <= notAfter.getTime();
+  const chainPem = x509.map((x) => { const p = x.toString(); return p.endsWith('\n') ? p : p + '\n'; }).join('');
+  const keyPem = key.export({ format: 'pem', type: 'pkcs8' }) as string;
+  return {
+    summary: {
+      path: certPath,
+      keyPath,
+      names,
+      keyType: leaf.publicKey.asymmetricKeyType ?? 'unknown',
+      notBefore,
+      notAfter,
+      fingerprint256: leaf.fingerprint256,
+      serial: leaf.serialNumber,
+      expired: !usable,
+      issuer: singleLine(leaf.issuer),
+    },
+    chainPem,
+    keyPem,
+    usable,
+    order,
+  };
+}

@@ -1,0 +1,294 @@
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { mkdtempSync, rmSync, mkdirSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { makeCA, issue, makeLetsEncryptTree, type CA, type Issued } from '../../helpers/pki.js';
+import { loadCertificates, lookup, type CertStore, type CertSources } from '../../../src/certs/index.js';
+import { MailfrontError } from '../../../src/errors.js';
+
+let tmp: string;
+let ca: CA;
+let store: CertStore;
+let le: string;
+let pemDir: string;
+const c: Record<string, Issued> = {};
+
+function sources(over: Partial<CertSources> = {}): CertSources {
+  return { letsencrypt: [], pemDirs: [], pairs: [], ...over };
+}
+function leafNames(pem: string): string {
+  return new X509Certificate(pem).subjectAltName ?? '';
+}
+function noKeyMaterial(messages: string[], keys: Issued[]): void {
+  for (const m of messages) {
+    expect(m).not.toContain('PRIVATE KEY');
+    for (const k of keys) {
+      const body = k.keyPem.split('\n').filter((l) => l && !l.startsWith('-----'));
+      for (const line of body) expect(m).not.toContain(line.slice(0, 24));
+    }
+  }
+}
+
+beforeAll(() => {
+  tmp = mkdtempSync(path.join(os.tmpdir(), 'mf-certs-'));
+  ca = makeCA(path.join(tmp, 'ca'));
+  const d = (n: string) => path.join(tmp, 'issued', n);
+  c.mail = issue(ca, { names: ['mail.example.org', 'IMAP.example.org'], dir: d('mail') });
+  c.wild = issue(ca, { names: ['*.example.net'], dir: d('wild') });
+  c.dualEc = issue(ca, { names: ['dual.example.com', 'sieve.example.com'], dir: d('dualEc') });
+  c.dualRsa = issue(ca, { names: ['sieve.example.com', 'dual.example.com'], keyType: 'rsa', dir: d('dualRsa') });
+  c.dupShort = issue(ca, { names: ['dup.example.com'], days: 30, dir: d('dupShort') });
+  c.dupLong = issue(ca, { names: ['dup.example.com'], days: 80, dir: d('dupLong') });
+  c.oldAlone = issue(ca, { names: ['old.example.com'], expired: true, dir: d('oldAlone') });
+  c.bothOld = issue(ca, { names: ['both.example.com'], expired: true, dir: d('bothOld') });
+  c.bothNew = issue(ca, { names: ['both.example.com'], dir: d('bothNew') });
+  c.pem = issue(ca, { names: ['pem.example.com'], dir: d('pem') });
+  c.other = issue(ca, { names: ['mismatch.example.com'], dir: d('other') });
+
+  le = path.join(tmp, 'letsencrypt');
+  makeLetsEncryptTree(le, {
+    // Folder names deliberately unlike the names inside.
+    'zz-lineage-0001': c.mail,
+    'wildcard': c.wild,
+    'dual-ecdsa': c.dualEc,
+    'dual-rsa': c.dualRsa,
+    'dup-a': c.dupShort,
+    'dup-b': c.dupLong,
+    'old': c.oldAlone,
+    'both-1-old': c.bothOld,
+    'both-2-new': c.bothNew,
+  });
+  // A lineage missing its key.
+  mkdirSync(path.join(le, 'live', 'broken-lineage'));
+  copyFileSync(c.pem.fullchainPath, path.join(le, 'live', 'broken-lineage', 'fullchain.pem'));
+
+  pemDir = path.join(tmp, 'pems');
+  mkdirSync(pemDir);
+  copyFileSync(c.pem.combinedPath, path.join(pemDir, 'pem.example.com.pem'));
+  writeFileSync(path.join(pemDir, 'README.txt'), 'not a certificate\n');
+  // Cert of one pair, key of another.
+  writeFileSync(path.join(pemDir, 'mismatch.pem'), c.other.fullchainPem + c.pem.keyPem);
+});
+
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('loadCertificates: a mixed tree', () => {
+  beforeAll(async () => {
+    store = await loadCertificates(sources({ letsencrypt: [le], pemDirs: [pemDir] }));
+  });
+
+  it('indexes by subjectAltName (lowercased), not by the lineage folder name', () => {
+    const i = store.exact['mail.example.org'];
+    expect(i).toBeTypeOf('number');
+    expect(store.exact['imap.example.org']).toBe(i);
+    expect(store.exact['zz-lineage-0001']).toBeUndefined();
+    const summary = store.certificates.find((s) => s.context === i)!;
+    expect(summary.names).toEqual(['mail.example.org', 'imap.example.org']);
+    expect(summary.path).toBe(path.join(le, 'live', 'zz-lineage-0001', 'fullchain.pem'));
+    expect(summary.keyType).toBe('ec');
+    expect(summary.issuer).toContain('intermediate');
+    expect(summary.expired).toBe(false);
+    // The chain handed to native is leaf + intermediate.
+    const chain = store.contexts[i!]!.certs[0]!.chainPem;
+    expect(chain.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
+    expect(new X509Certificate(chain).fingerprint256).toBe(summary.fingerprint256);
+  });
+
+  it('puts a wildcard in the wildcard index, one label only', () => {
+    const w = store.wildcard['example.net'];
+    expect(w).toBeTypeOf('number');
+    expect(lookup(store, 'a.example.net')).toMatchObject({ context: w, match: 'wildcard' });
+    expect(lookup(store, 'A.Example.NET.')).toMatchObject({ context: w, match: 'wildcard' });
+    expect(lookup(store, 'example.net').match).toBe('default');
+    expect(lookup(store, 'a.b.example.net').match).toBe('default');
+  });
+
+  it('puts ECDSA and RSA certificates for the same names into one context', () => {
+    const i = store.exact['dual.example.com']!;
+    expect(store.exact['sieve.example.com']).toBe(i);
+    const ctx = store.contexts[i]!;
+    expect(ctx.certs).toHaveLength(2);
+    const types = ctx.certs.map((k) => createPrivateKey(k.keyPem).asymmetricKeyType);
+    expect(types).toEqual(['ec', 'rsa']);
+    for (const k of ctx.certs) expect(new X509Certificate(k.chainPem).checkPrivateKey(createPrivateKey(k.keyPem))).toBe(true);
+    expect(lookup(store, 'dual.example.com').certificates.map((s) => s.keyType)).toEqual(['ec', 'rsa']);
+  });
+
+  it('keeps the certificate that expires last for a duplicate name, and reports the other', () => {
+    const r = lookup(store, 'dup.example.com');
+    expect(r.match).toBe('exact');
+    expect(r.certificates).toHaveLength(1);
+    expect(r.certificates[0]!.path).toContain(`${path.sep}dup-b${path.sep}`);
+    expect(r.certificates[0]!.notAfter.getTime()).toBe(c.dupLong!.notAfter.getTime());
+    const p = store.problems.find((x) => x.path.includes(`${path.sep}dup-a${path.sep}`));
+    expect(p).toMatchObject({ level: 'info' });
+    expect(store.certificates.some((s) => s.path.includes(`${path.sep}dup-a${path.sep}`))).toBe(false);
+  });
+
+  it('loads a combined PEM file and skips other files of a PEM directory at debug level', () => {
+    const r = lookup(store, 'pem.example.com');
+    expect(r.match).toBe('exact');
+    expect(r.certificates[0]!.path).toBe(path.join(pemDir, 'pem.example.com.pem'));
+    expect(r.certificates[0]!.keyPath).toBe(path.join(pemDir, 'pem.example.com.pem'));
+    expect(store.problems).toContainEqual(expect.objectContaining({ level: 'debug', path: path.join(pemDir, 'README.txt') }));
+  });
+
+  it('skips a key that does not match its certificate, naming the path', () => {
+    expect(lookup(store, 'mismatch.example.com').match).toBe('default');
+    const p = store.problems.find((x) => x.path === path.join(pemDir, 'mismatch.pem'));
+    expect(p?.level).toBe('error');
+    expect(p?.message).toMatch(/does not match/);
+    expect(p?.message).toContain(path.join(pemDir, 'mismatch.pem'));
+  });
+
+  it('reports a lineage missing privkey.pem and ignores README files', () => {
+    const p = store.problems.find((x) => x.path === path.join(le, 'live', 'broken-lineage'));
+    expect(p).toMatchObject({ level: 'error' });
+    expect(p!.message).toContain('privkey.pem');
+    expect(store.problems.some((x) => x.path.endsWith('README'))).toBe(false);
+  });
+
+  it('serves an expired certificate only when nothing valid covers its names, with a warning', () => {
+    const old = lookup(store, 'old.example.com');
+    expect(old.match).toBe('exact');
+    expect(old.certificates[0]!.expired).toBe(true);
+    expect(store.problems).toContainEqual(
+      expect.objectContaining({ level: 'warning', path: path.join(le, 'live', 'old', 'fullchain.pem'), message: expect.stringMatching(/expired on .*served anyway/) }),
+    );
+    const both = lookup(store, 'both.example.com');
+    expect(both.certificates).toHaveLength(1);
+    expect(both.certificates[0]!.expired).toBe(false);
+    expect(both.certificates[0]!.path).toContain('both-2-new');
+    expect(store.certificates.some((s) => s.path.includes('both-1-old'))).toBe(false);
+  });
+
+  it('falls back to the first loaded certificate (sorted by path) as default, and says so', () => {
+    expect(store.defaultFrom).toBe('first-loaded');
+    const first = store.certificates.find((s) => s.context === store.defaultContext)!;
+    // Sorted by path, live/both-2-new/ is the first loaded that is served (both-1-old lost to it).
+    expect(first.path).toContain(`live${path.sep}both-2-new`);
+    expect(store.defaultName).toBe('both.example.com');
+    expect(lookup(store, 'unknown.example.org')).toMatchObject({ context: store.defaultContext, match: 'default' });
+    expect(lookup(store, '').match).toBe('default');
+  });
+
+  it('never puts key material into a problem message', () => {
+    expect(store.problems.length).toBeGreaterThan(0);
+    noKeyMaterial(store.problems.map((p) => p.message), Object.values(c));
+  });
+
+  it('has consistent indexes', () => {
+    for (const i of [...Object.values(store.exact), ...Object.values(store.wildcard)]) {
+      expect(i).toBeGreaterThanOrEqual(0);
+      expect(i).toBeLessThan(store.contexts.length);
+    }
+    expect(new Set(store.certificates.map((s) => s.context)).size).toBe(store.contexts.length);
+  });
+});
+
+describe('loadCertificates: edge cases', () => {
+  it('resolves a configured default name, exact then wildcard', async () => {
+    const s1 = await loadCertificates(sources({ letsencrypt: [le], defaultName: 'IMAP.example.org.' }));
+    expect(s1.defaultFrom).toBe('configured');
+    expect(s1.defaultContext).toBe(s1.exact['imap.example.org']);
+    expect(s1.defaultName).toBe('imap.example.org');
+    const s2 = await loadCertificates(sources({ letsencrypt: [le], defaultName: 'mx.example.net' }));
+    expect(s2.defaultContext).toBe(s2.wildcard['example.net']);
+    const s3 = await loadCertificates(sources({ letsencrypt: [le], defaultName: 'nowhere.example' }));
+    expect(s3.defaultFrom).toBe('first-loaded');
+    expect(s3.problems).toContainEqual(expect.objectContaining({ level: 'warning', message: expect.stringContaining('nowhere.example') }));
+  });
+
+  it('throws MF_CERT_NONE listing why when nothing can be served', async () => {
+    const bad = path.join(tmp, 'bad-pems');
+    mkdirSync(bad, { recursive: true });
+    writeFileSync(path.join(bad, 'mismatch.pem'), c.other!.fullchainPem + c.pem!.keyPem);
+    const err = await loadCertificates(sources({ pemDirs: [bad], letsencrypt: [path.join(tmp, 'missing')] })).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MailfrontError);
+    expect((err as MailfrontError).code).toBe('MF_CERT_NONE');
+    expect((err as MailfrontError).message).toContain('mismatch.pem');
+    expect((err as MailfrontError).message).toContain(path.join(tmp, 'missing', 'live'));
+    noKeyMaterial([(err as Error).message], [c.pem!]);
+    const none = await loadCertificates(sources()).catch((e: unknown) => e);
+    expect((none as MailfrontError).code).toBe('MF_CERT_NONE');
+  });
+
+  it('explicit pairs: a cert without a chain loads with a warning; swapped files are explained', async () => {
+    const s = await loadCertificates(sources({ pairs: [{ cert: c.mail!.certPath, key: c.mail!.keyPath }, { cert: c.pem!.keyPath, key: c.pem!.certPath }] }));
+    expect(lookup(s, 'mail.example.org').match).toBe('exact');
+    expect(s.problems).toContainEqual(expect.objectContaining({ level: 'warning', message: expect.stringMatching(/no intermediate/) }));
+    expect(s.problems).toContainEqual(expect.objectContaining({ level: 'error', path: c.pem!.keyPath, message: expect.stringMatching(/swapped/) }));
+    noKeyMaterial(s.problems.map((p) => p.message), [c.pem!, c.mail!]);
+  });
+
+  it('indexes by CN only when there is no subjectAltName', async () => {
+    const cn = issue(ca, { names: ['cn-only.example.org'], noSan: true, dir: path.join(tmp, 'issued', 'cn') });
+    const s = await loadCertificates(sources({ pairs: [{ cert: cn.fullchainPath, key: cn.keyPath }] }));
+    expect(s.exact['cn-only.example.org']).toBe(0);
+    // With a SAN, the CN is not indexed.
+    const san = issue(ca, { names: ['san.example.org'], cn: 'cn.example.org', dir: path.join(tmp, 'issued', 'san') });
+    const s2 = await loadCertificates(sources({ pairs: [{ cert: san.fullchainPath, key: san.keyPath }] }));
+    expect(Object.keys(s2.exact)).toEqual(['san.example.org']);
+  });
+
+  it('reports a broken key file by path without its contents', async () => {
+    const dir = path.join(tmp, 'broken-key');
+    mkdirSync(dir, { recursive: true });
+    const keyPath = path.join(dir, 'privkey.pem');
+    // A damaged key: body cut in half.
+    const lines = c.mail!.keyPem.trim().split('\n');
+    writeFileSync(keyPath, [lines[0], lines[1], lines[2]!.slice(0, 20), lines[lines.length - 1]].join('\n') + '\n');
+    const err = await loadCertificates(sources({ pairs: [{ cert: c.mail!.fullchainPath, key: keyPath }] })).catch((e: unknown) => e);
+    expect((err as MailfrontError).code).toBe('MF_CERT_NONE');
+    const problems = (err as { problems: { path: string; message: string }[] }).problems;
+    const p = problems.find((x) => x.path === keyPath)!;
+    expect(p.message).toContain(keyPath);
+    expect(p.message).toMatch(/cannot be parsed/);
+    noKeyMaterial([p.message, (err as Error).message], [c.mail!]);
+  });
+
+  it('explains EACCES on a key (injected read function)', async () => {
+    const read = async (p: string): Promise<Buffer> => {
+      if (p.endsWith('privkey.pem')) throw Object.assign(new Error(`EACCES: permission denied, open '${p}'`), { code: 'EACCES' });
+      const { readFile } = await import('node:fs/promises');
+      return readFile(p);
+    };
+    const s = await loadCertificates(sources({ letsencrypt: [le], pemDirs: [pemDir] }), { readFile: read });
+    const p = s.problems.find((x) => x.path === path.join(le, 'live', 'dual-rsa', 'privkey.pem'))!;
+    expect(p.level).toBe('error');
+    expect(p.message).toContain(path.join(le, 'live', 'dual-rsa', 'privkey.pem'));
+    expect(p.message).toContain(path.join(le, 'archive', 'dual-rsa', 'privkey1.pem'));
+    expect(p.message).toMatch(/permission denied.*service user.*read access/s);
+    expect(p.message).toContain('0640');
+    // Only the PEM-dir certificates remain.
+    expect(Object.keys(s.exact)).toEqual(['pem.example.com']);
+  });
+
+  it('explains EACCES for real: loads as user nobody with a root-only key', async (ctx) => {
+    if (process.getuid?.() !== 0) ctx.skip();
+    // Bundle the module to one .mjs (esbuild, as vitest uses it) so a plain node child can run it.
+    const { build } = await import('esbuild');
+    const out = path.join(tmp, 'child', 'certs.mjs');
+    await build({ entryPoints: [path.resolve('src/certs/index.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'silent' });
+    const tree = path.join(tmp, 'nobody-le');
+    makeLetsEncryptTree(tree, { readable: c.pem!, locked: c.mail! });
+    // Everything readable by others except archive/locked/privkey1.pem (certbot's 0600 root).
+    execFileSync('chmod', ['-R', 'go+rX', tmp]);
+    chmodSync(path.join(tree, 'archive', 'locked', 'privkey1.pem'), 0o600);
+    const script = `import { loadCertificates } from ${JSON.stringify(out)};
+const s = await loadCertificates({ letsencrypt: [${JSON.stringify(tree)}], pemDirs: [], pairs: [] });
+process.stdout.write(JSON.stringify({ names: Object.keys(s.exact), problems: s.problems }));`;
+    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, cwd: '/', encoding: 'utf8' });
+    const r = JSON.parse(stdout) as { names: string[]; problems: { level: string; path: string; message: string }[] };
+    expect(r.names).toEqual(['pem.example.com']);
+    const p = r.problems.find((x) => x.path === path.join(tree, 'live', 'locked', 'privkey.pem'))!;
+    expect(p.level).toBe('error');
+    expect(p.message).toMatch(/permission denied \(EACCES\)/);
+    expect(p.message).toMatch(/service user nobody \(uid 65534\)/);
+    noKeyMaterial(r.problems.map((x) => x.message), [c.mail!]);
+  });
+});
