@@ -1,0 +1,319 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { MailfrontError } from '../../src/errors.js';
+import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
+import { configWarnings, INTERMEDIATE_CIPHERS, parseDuration, suggestKey } from '../../src/config/schema.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+
+const designYaml = (): string => {
+  const design = readFileSync('/work/shared/DESIGN.md', 'utf8');
+  const m = /## Configuration: the contract[\s\S]*?```yaml\n([\s\S]*?)```/.exec(design);
+  if (!m) throw new Error('no YAML block in DESIGN.md');
+  return m[1]!;
+};
+
+const MINIMAL = `certificates:
+  pem_dirs: [/etc/mailfront/pems]
+listeners:
+  - name: imaps
+    protocol: imaps
+    listen: ["127.0.0.1:993"]
+    backend: cyrus
+backends:
+  cyrus:
+    servers: ["127.0.0.1:1143"]
+`;
+
+/** The error lines of a text that must fail. */
+function errorsOf(text: string, file = 'test.yaml'): string[] {
+  try {
+    parseConfig(text, file);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).code).toBe('MF_CONFIG_INVALID');
+    const lines = (err as Error).message.split('\n');
+    expect(lines).toHaveLength((err as ConfigError).issues.length);
+    return lines;
+  }
+  throw new Error('expected the configuration to be refused');
+}
+
+describe('parseConfig: valid documents', () => {
+  it('reads the DESIGN.md example once the two backends its route names are defined', () => {
+    // The contract's example routes to other-imap / other-sieve without defining them:
+    // as written, it is refused with exactly those two references.
+    const verbatim = errorsOf(designYaml(), 'design.yaml');
+    expect(verbatim).toHaveLength(2);
+    expect(verbatim[0]).toMatch(/^design\.yaml:\d+:\d+: routes\[0\]\.backends\.imaps: no backend named "other-imap"/);
+    expect(verbatim[1]).toMatch(/^design\.yaml:\d+:\d+: routes\[0\]\.backends\.sieve: no backend named "other-sieve"/);
+
+    const fixed = designYaml().replace(
+      /^routes:/m,
+      '  other-imap: {servers: ["10.0.0.2:143"]}\n  other-sieve: {servers: ["10.0.0.2:4190"]}\nroutes:',
+    );
+    const c = parseConfig(fixed, '/etc/mailfront/mailfront.yaml');
+    expect(c.certificates).toEqual({
+      letsencrypt: ['/etc/letsencrypt'],
+      pemDirs: ['/etc/letsencrypt/pems'],
+      pairs: [{ cert: '/path/fullchain.pem', key: '/path/privkey.pem' }],
+      default: 'mail.example.com',
+      unknownSni: 'default',
+      watch: false,
+    });
+    expect(c.listeners.map((l) => [l.name, l.protocol, l.backend])).toEqual([
+      ['imaps', 'imaps', 'cyrus-imap'],
+      ['sieve', 'managesieve', 'cyrus-sieve'],
+    ]);
+    expect(c.listeners[0]!.listen).toEqual(['0.0.0.0:993', '[::]:993']);
+    expect(c.backends['cyrus-imap']).toEqual({ servers: ['127.0.0.1:1143'], proxyProtocol: 'off', balance: 'first' });
+    expect(c.routes).toEqual([{ sni: '*.example.org', backends: { imaps: 'other-imap', sieve: 'other-sieve' } }]);
+    expect(c.tls).toEqual({
+      minVersion: 'TLSv1.2',
+      cipherProfile: 'intermediate',
+      ciphers: INTERMEDIATE_CIPHERS,
+      ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
+    });
+    expect(c.timeouts).toEqual({ handshakeMs: 10_000, pretlsMs: 60_000, connectMs: 5_000, idleMs: 31 * 60_000, drainMs: 30_000 });
+    expect(c.limits).toEqual({ connections: 100_000, perClient: 200, lineBytes: 8192 });
+    expect(c.workers).toBe(os.availableParallelism());
+    expect(c.metrics).toEqual({ listen: '127.0.0.1:9187' });
+    expect(c.log).toEqual({ level: 'info' });
+  });
+
+  it('reads the annotated example file', async () => {
+    const file = path.join(root, 'config/mailfront.example.yaml');
+    const c = await loadConfig(file);
+    expect(c.listeners.map((l) => l.name)).toEqual(['imaps', 'pop3s', 'sieve']);
+    expect(Object.keys(c.backends)).toEqual(['cyrus-imap', 'cyrus-pop3', 'cyrus-sieve', 'other-imap', 'other-sieve']);
+    expect(c.timeouts.idleMs).toBe(31 * 60_000);
+    expect(configWarnings(c)).toEqual([]);
+  });
+
+  it('fills every default in a minimal file', () => {
+    const c = parseConfig(MINIMAL, '/etc/mailfront/m.yaml');
+    expect(c.certificates).toEqual({ letsencrypt: [], pemDirs: ['/etc/mailfront/pems'], pairs: [], unknownSni: 'default', watch: false });
+    expect(c.routes).toEqual([]);
+    expect(c.tls.minVersion).toBe('TLSv1.2');
+    expect(c.tls.ciphers).toBe(INTERMEDIATE_CIPHERS);
+    expect(c.timeouts.idleMs).toBe(1_860_000);
+    expect(c.limits.lineBytes).toBe(8192);
+    expect(c.metrics).toEqual({ listen: '127.0.0.1:9187' });
+    expect(c.backends.cyrus).toEqual({ servers: ['127.0.0.1:1143'], proxyProtocol: 'off', balance: 'first' });
+  });
+
+  it('returns a deeply frozen Config', () => {
+    const c = parseConfig(MINIMAL, 'm.yaml');
+    expect(Object.isFrozen(c)).toBe(true);
+    expect(Object.isFrozen(c.listeners[0]!.listen)).toBe(true);
+    expect(Object.isFrozen(c.backends.cyrus!.servers)).toBe(true);
+    expect(() => {
+      (c.limits as { connections: number }).connections = 1;
+    }).toThrow(TypeError);
+  });
+
+  it('resolves relative paths against the file, lowercases route names, accepts variants', () => {
+    const c = parseConfig(
+      MINIMAL.replace('pem_dirs: [/etc/mailfront/pems]', 'pem_dirs: pems\n  pairs: [{cert: a/c.pem, key: /k.pem}]\n  default: Mail.Example.COM') +
+        'routes:\n  - {sni: "*.Example.ORG", backends: {imaps: cyrus}}\n  - {sni: Mail.Example.Net, backends: {imaps: cyrus}}\n' +
+        'tls: {ciphers: modern, ticket_keys: keys.bin}\nmetrics: false\nworkers: 3\ntimeouts: {handshake: 1m30s, connect: 500ms}\n',
+      '/srv/mf/mailfront.yaml',
+    );
+    expect(c.certificates.pemDirs).toEqual(['/srv/mf/pems']);
+    expect(c.certificates.pairs).toEqual([{ cert: '/srv/mf/a/c.pem', key: '/k.pem' }]);
+    expect(c.certificates.default).toBe('mail.example.com');
+    expect(c.routes.map((r) => r.sni)).toEqual(['*.example.org', 'mail.example.net']);
+    expect(c.tls.minVersion).toBe('TLSv1.3');
+    expect(c.tls.cipherProfile).toBe('modern');
+    expect(c.tls.ticketKeys).toBe('/srv/mf/keys.bin');
+    expect(c.metrics).toBe(false);
+    expect(c.workers).toBe(3);
+    expect(c.timeouts.handshakeMs).toBe(90_000);
+    expect(c.timeouts.connectMs).toBe(500);
+  });
+
+  it('takes proxy_protocol off read as a YAML 1.1 boolean', () => {
+    const c = parseConfig('%YAML 1.1\n---\n' + MINIMAL.replace('servers: ["127.0.0.1:1143"]', 'servers: ["127.0.0.1:1143"]\n    proxy_protocol: off'), 'm.yaml');
+    expect(c.backends.cyrus!.proxyProtocol).toBe('off');
+  });
+
+  it('warns (without refusing) about an idle timeout that breaks IMAP IDLE', () => {
+    const c = parseConfig(MINIMAL + 'timeouts: {idle: 10m}\n', 'm.yaml');
+    expect(c.timeouts.idleMs).toBe(600_000);
+    expect(configWarnings(c).join('\n')).toMatch(/timeouts\.idle is under 30m/);
+  });
+});
+
+describe('parseConfig: errors name FILE:LINE:COL and the key path', () => {
+  it('unknown key, with a did-you-mean hint', () => {
+    const text = MINIMAL.replace('  pem_dirs: [/etc/mailfront/pems]', '  pem_dirs: [/x]\n  cert_dir: [/y]\n  pemdirs: [/z]');
+    expect(errorsOf(text)).toEqual([
+      'test.yaml:3:3: certificates.cert_dir: unknown key "cert_dir" (did you mean "pem_dirs"?)',
+      'test.yaml:4:3: certificates.pemdirs: unknown key "pemdirs" (did you mean "pem_dirs"?)',
+    ]);
+    expect(errorsOf(MINIMAL + 'timeout: {idle: 31m}\n')).toEqual(['test.yaml:11:1: timeout: unknown key "timeout" (did you mean "timeouts"?)']);
+    expect(errorsOf(MINIMAL.replace('    backend: cyrus', '    backend: cyrus\n    protcol: imap'))[0]).toBe(
+      'test.yaml:8:5: listeners[0].protcol: unknown key "protcol" (did you mean "protocol"?)',
+    );
+    expect(errorsOf(MINIMAL + 'frobnicate: 1\n')[0]).toMatch(/^test\.yaml:11:1: frobnicate: unknown key "frobnicate" \(known keys: certificates, /);
+  });
+
+  it('duration without a unit, or with a bad one', () => {
+    expect(errorsOf(MINIMAL + 'timeouts:\n  handshake: 10\n  idle: 31 minutes\n')).toEqual([
+      'test.yaml:12:14: timeouts.handshake: a duration needs a unit: write "10s" or "10ms" (units: ms, s, m, h)',
+      'test.yaml:13:9: timeouts.idle: "31 minutes" is not a duration (examples: 500ms, 10s, 31m, 1h)',
+    ]);
+  });
+
+  it('missing backend reference, from a listener and from a route', () => {
+    expect(errorsOf(MINIMAL.replace('backend: cyrus', 'backend: cyrys'))).toEqual([
+      'test.yaml:7:14: listeners[0].backend: no backend named "cyrys" (did you mean "cyrus"?)',
+    ]);
+    expect(errorsOf(MINIMAL + 'routes:\n  - sni: a.example.org\n    backends: {imaps: nope, sieve: cyrus}\n')).toEqual([
+      'test.yaml:13:23: routes[0].backends.imaps: no backend named "nope" (backends: cyrus)',
+      'test.yaml:13:29: routes[0].backends.sieve: no listener named "sieve" (listeners: imaps)',
+    ]);
+  });
+
+  it('duplicate listener name', () => {
+    const text = MINIMAL.replace('backends:', '  - name: imaps\n    protocol: imap\n    listen: ["127.0.0.1:143"]\n    backend: cyrus\nbackends:');
+    expect(errorsOf(text)).toEqual(['test.yaml:8:11: listeners[1].name: duplicate listener name "imaps" (also listeners[0])']);
+  });
+
+  it('bad addresses', () => {
+    const text = MINIMAL.replace('["127.0.0.1:993"]', '["127.0.0.1:99999", "::1:993", "mail.example.com:993", "[::1]:993"]').replace(
+      '["127.0.0.1:1143"]',
+      '["cyrus", "[::1]:0", "relative/sock"]',
+    );
+    expect(errorsOf(text)).toEqual([
+      'test.yaml:6:14: listeners[0].listen[0]: "127.0.0.1:99999": port 99999 is out of range (0..65535)',
+      'test.yaml:6:33: listeners[0].listen[1]: "::1:993": an IPv6 address needs brackets, as in "[::1]:993"',
+      'test.yaml:6:44: listeners[0].listen[2]: "mail.example.com:993": "mail.example.com" is not an IPv4 address (host names are not accepted here)',
+      'test.yaml:10:15: backends.cyrus.servers[0]: "cyrus": expected "host:port", "[v6]:port" or an absolute unix socket path',
+      'test.yaml:10:24: backends.cyrus.servers[1]: "[::1]:0": port 0 is out of range (1..65535)',
+      'test.yaml:10:35: backends.cyrus.servers[2]: "relative/sock": expected "host:port", "[v6]:port" or an absolute unix socket path',
+    ]);
+  });
+
+  it('bad protocol', () => {
+    expect(errorsOf(MINIMAL.replace('protocol: imaps', 'protocol: IMAPS'))).toEqual([
+      'test.yaml:5:15: listeners[0].protocol: "IMAPS" is not one of imaps, pop3s, imap, pop3, managesieve (did you mean "imaps"?)',
+    ]);
+    expect(errorsOf(MINIMAL.replace('    protocol: imaps\n', ''))).toEqual([
+      'test.yaml:4:5: listeners[0].protocol: is required: one of imaps, pop3s, imap, pop3, managesieve',
+    ]);
+  });
+
+  it('TLSv1.1 (and 1.0) refused with the reason', () => {
+    expect(errorsOf(MINIMAL + 'tls:\n  min_version: TLSv1.1\n')).toEqual([
+      'test.yaml:12:16: tls.min_version: TLSv1.1 is refused: SSL, TLS 1.0 and TLS 1.1 are broken and deprecated (RFC 8996); use TLSv1.2 or TLSv1.3',
+    ]);
+    expect(errorsOf(MINIMAL + 'tls: {min_version: TLSv1}\n')[0]).toMatch(/TLSv1 is refused/);
+    expect(errorsOf(MINIMAL + 'tls: {ciphers: modern, min_version: TLSv1.2}\n')[0]).toMatch(/tls\.min_version: ciphers: modern means TLS 1\.3 only/);
+  });
+
+  it('YAML syntax error with its line', () => {
+    const lines = errorsOf('listeners:\n  - name: a\n    listen: [1.2.3.4:1\nbackends: {}\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/^test\.yaml:4:1: \(document\): YAML syntax: /);
+    expect(errorsOf('a: 1\na: 2\n')[0]).toMatch(/^test\.yaml:2:1: \(document\): YAML syntax: Map keys must be unique/);
+  });
+
+  it('an empty file or a top-level list', () => {
+    expect(errorsOf('')).toEqual(['test.yaml:1:1: (document): the file is empty: it needs at least listeners, backends and certificates']);
+    expect(errorsOf('- a\n')[0]).toMatch(/the top level must be a mapping/);
+  });
+
+  it('wildcards other than one leftmost label', () => {
+    const text = MINIMAL + 'routes:\n  - {sni: "mail.*.org", backends: {imaps: cyrus}}\n  - {sni: "*", backends: {imaps: cyrus}}\n  - {sni: "**.x.org", backends: {imaps: cyrus}}\n';
+    const lines = errorsOf(text);
+    expect(lines).toHaveLength(3);
+    expect(lines[0]).toBe('test.yaml:12:11: routes[0].sni: "mail.*.org": only a whole leftmost label can be a wildcard, as in "*.example.org"');
+    expect(lines[1]).toMatch(/^test\.yaml:13:11: routes\[1\]\.sni: /);
+    expect(lines[2]).toMatch(/^test\.yaml:14:11: routes\[2\]\.sni: /);
+  });
+
+  it('several errors at once, one per line, in file order', () => {
+    const text = `certificates:
+  pem_dir: [/x]
+listeners:
+  - name: a
+    protocol: imapx
+    listen: ["0.0.0.0:993"]
+    backend: nowhere
+  - name: a
+    protocol: imap
+    listen: ["0.0.0.0:993"]
+    backend: b
+backends:
+  b: {servers: ["127.0.0.1:143"], balanse: first}
+timeouts: {idle: 31}
+tls: {min_version: TLSv1.1}
+`;
+    expect(errorsOf(text)).toEqual([
+      'test.yaml:1:1: certificates: no certificate source: list at least one of certificates.letsencrypt, certificates.pem_dirs, certificates.pairs',
+      'test.yaml:2:3: certificates.pem_dir: unknown key "pem_dir" (did you mean "pem_dirs"?)',
+      'test.yaml:5:15: listeners[0].protocol: "imapx" is not one of imaps, pop3s, imap, pop3, managesieve',
+      'test.yaml:7:14: listeners[0].backend: no backend named "nowhere" (backends: b)',
+      'test.yaml:8:11: listeners[1].name: duplicate listener name "a" (also listeners[0])',
+      'test.yaml:10:14: listeners[1].listen[0]: "0.0.0.0:993" is already used by listeners[0]',
+      'test.yaml:13:35: backends.b.balanse: unknown key "balanse" (did you mean "balance"?)',
+      'test.yaml:14:18: timeouts.idle: a duration needs a unit: write "31s" or "31ms" (units: ms, s, m, h)',
+      'test.yaml:15:20: tls.min_version: TLSv1.1 is refused: SSL, TLS 1.0 and TLS 1.1 are broken and deprecated (RFC 8996); use TLSv1.2 or TLSv1.3',
+    ]);
+  });
+
+  it('other checks: sieve_capabilities only on managesieve, limits, workers, metrics', () => {
+    const text = MINIMAL.replace('    backend: cyrus', '    backend: cyrus\n    sieve_capabilities: [\'"VERSION" "1.0"\']') +
+      'limits: {line_bytes: 100, connections: 1.5}\nworkers: 0\nmetrics: {listen: "127.0.0.1"}\n';
+    expect(errorsOf(text)).toEqual([
+      'test.yaml:8:5: listeners[0].sieve_capabilities: only a managesieve listener takes sieve_capabilities',
+      'test.yaml:12:22: limits.line_bytes: 100 is out of range (512..1048576)',
+      'test.yaml:12:40: limits.connections: expected a whole number of connections, got number 1.5',
+      'test.yaml:13:10: workers: expected auto or a whole number 1..1024, got number 0',
+      'test.yaml:14:19: metrics.listen: "127.0.0.1": expected "ip:port" or "[v6]:port" (the port is missing)',
+    ]);
+  });
+});
+
+describe('loadConfig', () => {
+  it('reads a file and reports a missing one as MF_CONFIG_READ', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mf-config-'));
+    const file = path.join(dir, 'mailfront.yaml');
+    writeFileSync(file, MINIMAL);
+    expect((await loadConfig(file)).listeners[0]!.name).toBe('imaps');
+    const missing = path.join(dir, 'nope.yaml');
+    const err = await loadConfig(missing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MailfrontError);
+    expect((err as MailfrontError).code).toBe('MF_CONFIG_READ');
+    expect((err as Error).message).toBe(`${missing}: cannot read the configuration: no such file (ENOENT)`);
+    const dirErr = await loadConfig(dir).catch((e: unknown) => e);
+    expect((dirErr as MailfrontError).code).toBe('MF_CONFIG_READ');
+  });
+});
+
+describe('helpers', () => {
+  it('parseDuration', () => {
+    expect(parseDuration('500ms')).toBe(500);
+    expect(parseDuration('10s')).toBe(10_000);
+    expect(parseDuration('31m')).toBe(1_860_000);
+    expect(parseDuration('1h')).toBe(3_600_000);
+    expect(parseDuration('1.5s')).toBe(1500);
+    expect(parseDuration(10)).toMatch(/needs a unit/);
+    expect(parseDuration('0s')).toMatch(/longer than zero/);
+    expect(parseDuration('30d')).toMatch(/not a duration/);
+  });
+
+  it('suggestKey', () => {
+    const keys = ['letsencrypt', 'pem_dirs', 'pairs', 'default', 'unknown_sni', 'watch'];
+    expect(suggestKey('cert_dir', keys)).toBe('pem_dirs');
+    expect(suggestKey('pemdirs', keys)).toBe('pem_dirs');
+    expect(suggestKey('pemDirs', keys)).toBe('pem_dirs');
+    expect(suggestKey('unknownSni', keys)).toBe('unknown_sni');
+    expect(suggestKey('pair', keys)).toBe('pairs');
+    expect(suggestKey('zzz', keys)).toBeUndefined();
+  });
+});
