@@ -46,14 +46,18 @@ export function safeMessage(err: unknown): string {
     .slice(0, 200);
 }
 
-async function readText(read: ReadFile, file: string, what: string, problems: CertProblem[]): Promise<string | null> {
+async function readText(read: ReadFile, file: string, what: string, problems: CertProblem[], holdsKey = false): Promise<string | null> {
   try {
     const st = await stat(file).catch(() => null);
     if (st && st.isFile() && st.size > MAX_BYTES) {
       problems.push({ level: 'error', path: file, message: `${what} ${file} is ${st.size} bytes, more than a PEM chain can be: skipped` });
       return null;
     }
-    return (await read(file)).toString('utf8');
+    const text = (await read(file)).toString('utf8');
+    if (holdsKey && st && (st.mode & 0o004) !== 0 && /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+      problems.push({ level: 'warning', path: file, message: `${file} holds a private key and is readable by every user (mode ${(st.mode & 0o777).toString(8)}): chmod o-rwx` });
+    }
+    return text;
   } catch (err) {
     const resolved = await realpath(file).catch(() => undefined);
     problems.push({ level: 'error', path: file, message: `${describeFsError(err, file, what, resolved)}; skipped` });
@@ -98,7 +102,7 @@ export async function parseCandidate(
   problems: CertProblem[],
 ): Promise<LoadedCert | null> {
   const certPath = c.certPath;
-  const certText = await readText(read, certPath, c.combined ? 'certificate file' : 'certificate', problems);
+  const certText = await readText(read, certPath, c.combined ? 'certificate file' : 'certificate', problems, c.combined);
   if (certText === null) return null;
   const certBlocks = pemBlocks(certText);
   const certs = certBlocks.filter((b) => b.label === 'CERTIFICATE');
@@ -119,7 +123,7 @@ export async function parseCandidate(
     keyBlocks = certBlocks.filter((b) => KEY_LABELS.has(b.label));
     if (keyBlocks.length === 0 && c.keyCompanion) {
       keyPath = c.keyCompanion;
-      const t = await readText(read, keyPath, 'private key', problems);
+      const t = await readText(read, keyPath, 'private key', problems, true);
       if (t === null) return null;
       keyBlocks = pemBlocks(t).filter((b) => KEY_LABELS.has(b.label));
     }
@@ -132,7 +136,7 @@ export async function parseCandidate(
       return null;
     }
   } else {
-    const t = await readText(read, keyPath, 'private key', problems);
+    const t = await readText(read, keyPath, 'private key', problems, true);
     if (t === null) return null;
     const blocks = pemBlocks(t);
     keyBlocks = blocks.filter((b) => KEY_LABELS.has(b.label));
