@@ -1,0 +1,441 @@
+// Module init and the JS-facing Proxy class. JS_ methods check types only:
+// validation and defaults live in TypeScript (src/config, src/snapshot.ts).
+#include <napi.h>
+#include <openssl/crypto.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fcntl.h>
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <mutex>
+
+#include "dialog.h"
+#include "engine.h"
+#include "tickets.h"
+#include "tls.h"
+
+namespace mf {
+
+namespace {
+
+// Workers push records; JS receives them in batches through one ThreadSafeFunction.
+class EventQueue : public EventSink {
+ public:
+  void open(Napi::Env env, Napi::Function cb) {
+    tsfn_ = Napi::ThreadSafeFunction::New(env, cb, "mailfront-events", 0, 1);
+    tsfn_.Unref(env);
+  }
+  void ref(Napi::Env env) { if (tsfn_) tsfn_.Ref(env); }
+  void unref(Napi::Env env) { if (tsfn_) tsfn_.Unref(env); }
+  void close() {
+    if (tsfn_) tsfn_.Release();
+    tsfn_ = {};
+  }
+
+  // Any thread.
+  void push(Event&& e) override {
+    bool first;
+    {
+      std::lock_guard lk(mu_);
+      first = pending_.empty();
+      pending_.push_back(std::move(e));
+    }
+    if (first && tsfn_) tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function cb, EventQueue* q) { q->deliver(env, cb); });
+  }
+
+ private:
+  // JS thread.
+  void deliver(Napi::Env env, Napi::Function cb) {
+    std::deque<Event> batch;
+    {
+      std::lock_guard lk(mu_);
+      batch.swap(pending_);
+    }
+    if (batch.empty()) return;
+    Napi::Array arr = Napi::Array::New(env, batch.size());
+    uint32_t i = 0;
+    for (Event& e : batch) arr[i++] = to_js(env, e);
+    cb.Call({arr});
+  }
+
+  static Napi::Object to_js(Napi::Env env, const Event& e) {
+    Napi::Object o = Napi::Object::New(env);
+    if (e.kind == Event::Kind::Error) {
+      o.Set("kind", "error");
+      o.Set("message", e.message);
+      o.Set("listener", e.listener);
+      return o;
+    }
+    const ConnRecord& r = e.record;
+    Napi::Object rec = Napi::Object::New(env);
+    rec.Set("listener", r.listener);
+    rec.Set("protocol", r.protocol);
+    rec.Set("client", r.client);
+    rec.Set("backend", r.backend);
+    rec.Set("backendLocal", r.backend_local);
+    rec.Set("pool", r.pool);
+    rec.Set("sni", r.sni);
+    rec.Set("tlsVersion", r.tls_version);
+    rec.Set("cipher", r.cipher);
+    rec.Set("resumed", r.resumed);
+    rec.Set("bytesIn", double(r.bytes_in));
+    rec.Set("bytesOut", double(r.bytes_out));
+    rec.Set("handshakeMs", r.handshake_ms);
+    rec.Set("connectMs", r.connect_ms);
+    rec.Set("durationMs", r.duration_ms);
+    rec.Set("reason", r.reason);
+    rec.Set("detail", r.detail);
+    o.Set("kind", "connection");
+    o.Set("record", rec);
+    return o;
+  }
+
+  std::mutex mu_;
+  std::deque<Event> pending_;
+  Napi::ThreadSafeFunction tsfn_;
+};
+
+std::string str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
+double num(const Napi::Object& o, const char* key, double dflt) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : dflt;
+}
+
+Napi::Object obj(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsObject() ? v.As<Napi::Object>() : Napi::Object::New(o.Env());
+}
+
+Napi::Array arr(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(o.Env());
+}
+
+// Reads a snapshot (src/native.ts NativeSnapshot). Empty with <err> on failure.
+std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::string& err) {
+  auto s = std::make_shared<Snapshot>();
+  Napi::Object tls = obj(js, "tls");
+  TlsPolicy policy;
+  policy.min_version = str(tls, "minVersion") == "TLSv1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
+  policy.ciphers = str(tls, "ciphers");
+  policy.ciphersuites = str(tls, "ciphersuites");
+
+  std::vector<TicketKey> keys;
+  Napi::Array tk = arr(tls, "ticketKeys");
+  for (uint32_t i = 0; i < tk.Length(); i++) {
+    Napi::Value v = tk.Get(i);
+    TicketKey k;
+    if (!v.IsBuffer() || !TicketKeys::parse(v.As<Napi::Buffer<unsigned char>>().Data(), v.As<Napi::Buffer<unsigned char>>().Length(), k)) {
+      err = "tls.ticketKeys[" + std::to_string(i) + "]: expected an 80-byte Buffer";
+      return nullptr;
+    }
+    keys.push_back(k);
+  }
+
+  Napi::Array contexts = arr(js, "contexts");
+  if (contexts.Length() == 0) { err = "no certificate context"; return nullptr; }
+  for (uint32_t i = 0; i < contexts.Length(); i++) {
+    Napi::Object c = contexts.Get(i).As<Napi::Object>();
+    Napi::Array certs = arr(c, "certs");
+    std::vector<PemPair> pairs;
+    for (uint32_t j = 0; j < certs.Length(); j++) {
+      Napi::Object p = certs.Get(j).As<Napi::Object>();
+      pairs.push_back({str(p, "chainPem"), str(p, "keyPem")});
+    }
+    std::string e;
+    SslCtxPtr ctx = make_server_ctx(policy, pairs, e);
+    if (!ctx) { err = "contexts[" + std::to_string(i) + "]: " + e; return nullptr; }
+    s->contexts.push_back(std::move(ctx));
+  }
+  auto read_index = [&](const char* key, std::unordered_map<std::string, int>& into) {
+    Napi::Object m = obj(js, key);
+    Napi::Array names = m.GetPropertyNames();
+    for (uint32_t i = 0; i < names.Length(); i++) {
+      std::string name = names.Get(i).As<Napi::String>().Utf8Value();
+      int idx = int(num(m, name.c_str(), -1));
+      if (idx < 0 || size_t(idx) >= s->contexts.size()) { err = std::string(key) + "[" + name + "]: no such context"; return false; }
+      into[name] = idx;
+    }
+    return true;
+  };
+  if (!read_index("exact", s->exact) || !read_index("wildcard", s->wildcard)) return nullptr;
+  s->default_ctx = int(num(js, "defaultContext", 0));
+  if (s->default_ctx < 0 || size_t(s->default_ctx) >= s->contexts.size()) { err = "defaultContext: no such context"; return nullptr; }
+  s->reject_unknown = str(js, "unknownSni") == "reject";
+
+  Napi::Array backends = arr(js, "backends");
+  for (uint32_t i = 0; i < backends.Length(); i++) {
+    Napi::Object b = backends.Get(i).As<Napi::Object>();
+    auto be = std::make_unique<Backend>();
+    be->name = str(b, "name");
+    Napi::Array servers = arr(b, "servers");
+    for (uint32_t j = 0; j < servers.Length(); j++) {
+      std::string text = servers.Get(j).As<Napi::String>().Utf8Value();
+      auto a = parse_addr(text);
+      if (!a) { err = "backend " + be->name + ": bad server address \"" + text + "\""; return nullptr; }
+      be->servers.push_back(*a);
+      be->server_names.push_back(text);
+    }
+    if (be->servers.empty()) { err = "backend " + be->name + ": no server"; return nullptr; }
+    be->down_until_ms.reset(new std::atomic<int64_t>[be->servers.size()]);
+    for (size_t j = 0; j < be->servers.size(); j++) be->down_until_ms[j].store(0);
+    std::string pp = str(b, "proxyProtocol");
+    be->proxy_header = pp == "v1" ? ProxyHeader::V1 : pp == "v2" ? ProxyHeader::V2 : ProxyHeader::Off;
+    be->round_robin = str(b, "balance") == "roundrobin";
+    s->backends.push_back(std::move(be));
+  }
+  if (s->backends.empty()) { err = "no backend"; return nullptr; }
+
+  Napi::Array listeners = arr(js, "listeners");
+  for (uint32_t i = 0; i < listeners.Length(); i++) {
+    Napi::Object l = listeners.Get(i).As<Napi::Object>();
+    ListenerPolicy lp;
+    lp.name = str(l, "name");
+    if (!parse_proto(str(l, "protocol"), lp.proto)) { err = "listener " + lp.name + ": unknown protocol"; return nullptr; }
+    lp.backend = int(num(l, "backend", -1));
+    if (lp.backend < 0 || size_t(lp.backend) >= s->backends.size()) { err = "listener " + lp.name + ": no such backend"; return nullptr; }
+    Napi::Array routes = arr(l, "routes");
+    for (uint32_t j = 0; j < routes.Length(); j++) {
+      Napi::Object r = routes.Get(j).As<Napi::Object>();
+      std::string sni = str(r, "sni");
+      if (sni.rfind("*.", 0) == 0) sni = sni.substr(1);
+      int be = int(num(r, "backend", -1));
+      if (sni.empty() || be < 0 || size_t(be) >= s->backends.size()) { err = "listener " + lp.name + ": bad route"; return nullptr; }
+      lp.routes.push_back({sni, be});
+    }
+    lp.capabilities = str(l, "capabilities");
+    std::string alpn = str(l, "alpn");
+    if (alpn.size() > 255) { err = "listener " + lp.name + ": alpn too long"; return nullptr; }
+    lp.alpn = std::string(1, char(alpn.size())) + alpn;
+    s->listeners.push_back(std::move(lp));
+  }
+  Napi::Object t = obj(js, "timeouts");
+  s->timeouts.handshake_ms = int64_t(num(t, "handshakeMs", 10000));
+  s->timeouts.pretls_ms = int64_t(num(t, "pretlsMs", 60000));
+  s->timeouts.connect_ms = int64_t(num(t, "connectMs", 5000));
+  s->timeouts.idle_ms = int64_t(num(t, "idleMs", 31 * 60000));
+  Napi::Object lim = obj(js, "limits");
+  s->limits.connections = uint32_t(num(lim, "connections", 100000));
+  s->limits.per_client = uint32_t(num(lim, "perClient", 200));
+  s->limits.line_bytes = uint32_t(num(lim, "lineBytes", 8192));
+  TicketKeys::set(std::move(keys));
+  return s;
+}
+
+class Proxy : public Napi::ObjectWrap<Proxy> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Proxy",
+                       {InstanceMethod("apply", &Proxy::JS_apply), InstanceMethod("start", &Proxy::JS_start),
+                        InstanceMethod("stats", &Proxy::JS_stats), InstanceMethod("drain", &Proxy::JS_drain),
+                        InstanceMethod("stop", &Proxy::JS_stop)});
+  }
+
+  explicit Proxy(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Proxy>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) { Napi::TypeError::New(env, "Proxy(options): options object expected").ThrowAsJavaScriptException(); return; }
+    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Value cb = o.Get("onEvents");
+    if (!cb.IsFunction()) { Napi::TypeError::New(env, "Proxy(options): onEvents must be a function").ThrowAsJavaScriptException(); return; }
+    events_.open(env, cb.As<Napi::Function>());
+    engine_ = std::make_unique<Engine>(int(num(o, "workers", 1)), events_);
+  }
+
+  ~Proxy() override {
+    if (engine_) engine_->stop();
+    events_.close();
+  }
+
+ private:
+  Napi::Value JS_apply(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) { Napi::TypeError::New(env, "apply(snapshot): object expected").ThrowAsJavaScriptException(); return env.Undefined(); }
+    std::string err;
+    auto snap = read_snapshot(info[0].As<Napi::Object>(), err);
+    if (!snap) { Napi::Error::New(env, "snapshot refused: " + err).ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (engine_->running() && snap->listeners.size() != engine_->listener_count) {
+      Napi::Error::New(env, "snapshot refused: the listeners cannot change while running").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    engine_->apply(std::move(snap));
+    return env.Undefined();
+  }
+
+  Napi::Value JS_start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) { Napi::TypeError::New(env, "start(listeners): array expected").ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (engine_->running()) { Napi::Error::New(env, "already started").ThrowAsJavaScriptException(); return env.Undefined(); }
+    auto snap = engine_->snapshot();
+    if (!snap) { Napi::Error::New(env, "start() before apply()").ThrowAsJavaScriptException(); return env.Undefined(); }
+    Napi::Array list = info[0].As<Napi::Array>();
+    if (list.Length() != snap->listeners.size()) {
+      Napi::Error::New(env, "start(): listeners do not match the snapshot's").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::vector<ListenSocket> sockets;
+    Napi::Array bound = Napi::Array::New(env, list.Length());
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Object l = list.Get(i).As<Napi::Object>();
+      std::string name = str(l, "name");
+      Napi::Array addrs = Napi::Array::New(env);
+      Napi::Array fds = arr(l, "fds");
+      auto add = [&](int fd, const std::string& label) {
+        SockAddr local;
+        local.len = sizeof local.ss;
+        getsockname(fd, local.sa(), &local.len);
+        std::string text = format_addr(local);
+        addrs.Set(addrs.Length(), text);
+        sockets.push_back({Fd(fd), int(i), label.empty() ? text : label});
+      };
+      for (uint32_t j = 0; j < fds.Length(); j++) {
+        int fd = int(fds.Get(j).As<Napi::Number>().Int32Value());
+        // Adopted from systemd: make it ours (non-blocking, not inherited by children).
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        add(fd, "");
+      }
+      Napi::Array text = arr(l, "addresses");
+      for (uint32_t j = 0; j < text.Length(); j++) {
+        std::string a = text.Get(j).As<Napi::String>().Utf8Value();
+        auto addr = parse_addr(a);
+        std::string err = "malformed address";
+        int fd = addr ? open_listener(*addr, err) : -1;
+        if (fd < 0) {
+          Napi::Error e = Napi::Error::New(env, "listener " + name + " on " + a + ": " + err);
+          e.Set("code", "MF_LISTEN");
+          e.ThrowAsJavaScriptException();
+          return env.Undefined();
+        }
+        add(fd, "");
+      }
+      Napi::Object b = Napi::Object::New(env);
+      b.Set("name", name);
+      b.Set("addresses", addrs);
+      bound[i] = b;
+    }
+    engine_->start(std::move(sockets));
+    events_.ref(env);
+    return bound;
+  }
+
+  Napi::Value JS_stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("workers", double(engine_->workers.size()));
+    out.Set("active", double(engine_->active.load()));
+    auto snap = engine_->snapshot();
+    Napi::Array ls = Napi::Array::New(env);
+    for (size_t i = 0; snap && i < engine_->listener_count; i++) {
+      uint64_t acc = 0, rl = 0, rpc = 0, hs = 0, hf = 0, res = 0, bi = 0, bo = 0, bf = 0;
+      int64_t act = 0;
+      for (auto& w : engine_->workers) {
+        ListenerCounters& c = w->counters[i];
+        acc += c.accepted.load(std::memory_order_relaxed);
+        rl += c.rejected_limit.load(std::memory_order_relaxed);
+        rpc += c.rejected_per_client.load(std::memory_order_relaxed);
+        hs += c.handshakes.load(std::memory_order_relaxed);
+        hf += c.handshake_failures.load(std::memory_order_relaxed);
+        res += c.resumed.load(std::memory_order_relaxed);
+        bi += c.bytes_in.load(std::memory_order_relaxed);
+        bo += c.bytes_out.load(std::memory_order_relaxed);
+        bf += c.backend_failures.load(std::memory_order_relaxed);
+        act += c.active.load(std::memory_order_relaxed);
+      }
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", snap->listeners[i].name);
+      o.Set("accepted", double(acc));
+      o.Set("active", double(act));
+      o.Set("rejectedLimit", double(rl));
+      o.Set("rejectedPerClient", double(rpc));
+      o.Set("handshakes", double(hs));
+      o.Set("handshakeFailures", double(hf));
+      o.Set("resumed", double(res));
+      o.Set("bytesIn", double(bi));
+      o.Set("bytesOut", double(bo));
+      o.Set("backendFailures", double(bf));
+      ls.Set(uint32_t(i), o);
+    }
+    out.Set("listeners", ls);
+    return out;
+  }
+
+  Napi::Value JS_drain(const Napi::CallbackInfo& info) {
+    engine_->drain();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value JS_stop(const Napi::CallbackInfo& info) {
+    engine_->stop();
+    events_.unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  EventQueue events_;
+  std::unique_ptr<Engine> engine_;
+};
+
+// sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.
+Napi::Value SdNotify(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const char* path = getenv("NOTIFY_SOCKET");
+  if (!path || !info[0].IsString()) return Napi::Boolean::New(env, false);
+  std::string state = info[0].As<Napi::String>().Utf8Value();
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  size_t n = strlen(path);
+  if (n == 0 || n >= sizeof sa.sun_path) return Napi::Boolean::New(env, false);
+  memcpy(sa.sun_path, path, n);
+  if (sa.sun_path[0] == '@') sa.sun_path[0] = '\0';  // abstract namespace
+  Fd fd(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!fd) return Napi::Boolean::New(env, false);
+  ssize_t r = sendto(fd.get(), state.data(), state.size(), MSG_NOSIGNAL, reinterpret_cast<sockaddr*>(&sa),
+                     socklen_t(offsetof(sockaddr_un, sun_path) + n));
+  return Napi::Boolean::New(env, r == ssize_t(state.size()));
+}
+
+// For the dialog's table tests: feed chunks, get back what mailfront answers.
+Napi::Value TestDialog(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Proto p;
+  if (!info[0].IsString() || !parse_proto(info[0].As<Napi::String>().Utf8Value(), p) || !info[1].IsString() || !info[2].IsArray()) {
+    Napi::TypeError::New(env, "testDialog(protocol, capabilities, chunks[])").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  PreTlsDialog d(p, info[1].As<Napi::String>().Utf8Value(), info[3].IsNumber() ? info[3].As<Napi::Number>().Uint32Value() : 8192);
+  std::string out = d.greeting();
+  const char* next = "continue";
+  Napi::Array chunks = info[2].As<Napi::Array>();
+  for (uint32_t i = 0; i < chunks.Length(); i++) {
+    std::string chunk = chunks.Get(i).As<Napi::String>().Utf8Value();
+    auto r = d.feed(chunk, out);
+    if (r == PreTlsDialog::Next::StartTls) { next = "starttls"; break; }
+    if (r == PreTlsDialog::Next::Close) { next = "close"; break; }
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("output", out);
+  o.Set("next", next);
+  return o;
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Proxy", Proxy::Init(env));
+  exports.Set("opensslVersion", OpenSSL_version(OPENSSL_VERSION));
+  exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
+  exports.Set("testDialog", Napi::Function::New(env, TestDialog));
+  return exports;
+}
+
+}  // namespace
+
+}  // namespace mf
+
+Napi::Object InitAll(Napi::Env env, Napi::Object exports) { return mf::Init(env, exports); }
+
+NODE_API_MODULE(mailfront, InitAll)

@@ -1,0 +1,66 @@
+// Relay buffers: fixed 16 KiB chunks from a per-worker pool, held by a
+// connection only while data is pending, so an idle connection holds none.
+#pragma once
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+namespace mf {
+
+constexpr uint32_t kChunk = 16 * 1024;
+
+class BufferPool {
+ public:
+  ~BufferPool() { for (char* c : free_) std::free(c); }
+  char* get() {
+    if (free_.empty()) return static_cast<char*>(std::malloc(kChunk));
+    char* c = free_.back();
+    free_.pop_back();
+    return c;
+  }
+  void put(char* c) {
+    if (free_.size() < 256) free_.push_back(c);
+    else std::free(c);
+  }
+
+ private:
+  std::vector<char*> free_;
+};
+
+// A linear buffer: data lives in [off, off+len).
+struct Buf {
+  char* data = nullptr;
+  uint32_t off = 0, len = 0;
+
+  uint32_t space() const { return data ? kChunk - off - len : kChunk; }
+  bool empty() const { return len == 0; }
+  char* head() { return data + off; }
+  // Room at the tail, taking a chunk from <pool> when needed.
+  char* tail(BufferPool& pool) {
+    if (!data) data = pool.get();
+    if (off + len == kChunk && off > 0) {
+      memmove(data, data + off, len);
+      off = 0;
+    }
+    return data + off + len;
+  }
+  void consume(uint32_t n, BufferPool& pool) {
+    off += n;
+    len -= n;
+    if (len == 0) release(pool);
+  }
+  void release(BufferPool& pool) {
+    if (data) pool.put(data);
+    data = nullptr;
+    off = len = 0;
+  }
+  bool append(const char* p, uint32_t n, BufferPool& pool) {
+    if (n > space()) return false;
+    memcpy(tail(pool), p, n);
+    len += n;
+    return true;
+  }
+};
+
+}  // namespace mf

@@ -1,0 +1,582 @@
+#include "conn.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cerrno>
+#include <cstring>
+
+#include "engine.h"
+#include "proxy_header.h"
+#include "tls.h"
+
+namespace mf {
+
+namespace {
+
+// Pre-TLS replies queued beyond this stop the reading until the client reads them.
+constexpr size_t kMaxPlainOut = 64 * 1024;
+// A backend greeting must fit one relay buffer.
+constexpr uint32_t kMaxGreeting = kChunk;
+
+const char* tls_version_name(const SSL* ssl) { return SSL_get_version(ssl); }
+
+// SNI as sent, lowercased, without a trailing dot; false when it cannot be a
+// DNS name (bad characters, over-long, an IP literal as RFC 6066 3 forbids).
+bool normalize_sni(const char* raw, std::string& out) {
+  if (!raw) return false;
+  size_t n = strnlen(raw, 256);
+  if (n == 0 || n > 254) return false;
+  if (raw[n - 1] == '.') n--;
+  if (n == 0 || n > 253) return false;
+  out.resize(n);
+  bool all_digits_dots = true;
+  for (size_t i = 0; i < n; i++) {
+    char c = char(std::tolower(static_cast<unsigned char>(raw[i])));
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) return false;
+    if (!((c >= '0' && c <= '9') || c == '.')) all_digits_dots = false;
+    out[i] = c;
+  }
+  return !all_digits_dots;
+}
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); i++)
+    if (std::toupper(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  return true;
+}
+
+double ms_between(int64_t from_us, int64_t to_us) { return from_us && to_us >= from_us ? double(to_us - from_us) / 1000.0 : 0; }
+
+}  // namespace
+
+Conn::Conn(Worker& w, int listener, int fd, const SockAddr& peer, std::shared_ptr<const Snapshot> snap)
+    : w_(w), snap_(std::move(snap)), listener_(listener), cfd_(fd), state_(State::Handshake), peer_(peer),
+      t_accept_us_(now_us()) {
+  client_key_ = addr_key(peer_);
+  timer.owner = this;
+}
+
+Conn::~Conn() {
+  if (ssl_) SSL_free(ssl_);
+  if (cfd_ >= 0) ::close(cfd_);
+  if (bfd_ >= 0) ::close(bfd_);
+  c2b_.release(w_.pool);
+  b2c_.release(w_.pool);
+}
+
+void Conn::start() {
+  int one = 1;
+  setsockopt(cfd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  w_.watch(cfd_, this, false);
+  last_activity_ms_ = w_.now;
+  if (is_starttls(policy().proto)) {
+    state_ = State::PreTls;
+    dialog_ = std::make_unique<PreTlsDialog>(policy().proto, policy().capabilities, snap_->limits.line_bytes);
+    plain_out_ = dialog_->greeting();
+    set_deadline(w_.now + snap_->timeouts.pretls_ms);
+  } else {
+    if (!begin_tls()) return;
+  }
+  advance();
+}
+
+int64_t Conn::deadline() const {
+  if (state_ == State::Relaying) return last_activity_ms_ + snap_->timeouts.idle_ms;
+  return deadline_ms_;
+}
+
+void Conn::set_deadline(int64_t ms) {
+  deadline_ms_ = ms;
+  w_.wheel.insert(&timer, deadline());
+}
+
+void Conn::on_event(bool backend_side, uint32_t events) {
+  if (state_ == State::Closed) return;
+  bool hup = events & (EPOLLHUP | EPOLLERR);
+  if (backend_side) {
+    if (events & (EPOLLIN | EPOLLRDHUP) || hup) b_readable_ = true;
+    if (events & EPOLLOUT || hup) b_writable_ = true;
+  } else {
+    if (events & (EPOLLIN | EPOLLRDHUP) || hup) c_readable_ = true;
+    if (events & EPOLLOUT || hup) c_writable_ = true;
+  }
+  advance();
+}
+
+// The one place where the state machine moves: run the current state's step
+// until it blocks; a step may move to the next state and go on at once.
+void Conn::advance() {
+  for (;;) {
+    State before = state_;
+    switch (state_) {
+      case State::PreTls: step_pretls(); break;
+      case State::Handshake: step_handshake(); break;
+      case State::Connecting: step_connecting(); break;
+      case State::Relaying: step_relay(); break;
+      case State::Closed: return;
+    }
+    if (state_ == before) return;
+  }
+}
+
+// ---- pre-TLS dialog (STARTTLS front-ends) ----
+
+void Conn::step_pretls() {
+  for (;;) {
+    while (!plain_out_.empty() && c_writable_) {
+      ssize_t n = ::send(cfd_, plain_out_.data(), plain_out_.size(), MSG_NOSIGNAL);
+      if (n > 0) {
+        plain_out_.erase(0, size_t(n));
+      } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+        if (errno == EAGAIN) c_writable_ = false;
+      } else {
+        return close("client_error", strerror(errno));
+      }
+    }
+    if (plain_out_.empty() && after_flush_ == PreTlsDialog::Next::Close) return close("pretls_closed");
+    if (plain_out_.empty() && after_flush_ == PreTlsDialog::Next::StartTls) {
+      // Whatever the client pipelined after STARTTLS was discarded by the dialog
+      // and is never read as plaintext again (CVE-2011-0411).
+      begin_tls();
+      return;
+    }
+    if (after_flush_ != PreTlsDialog::Next::Continue) return;  // wait until the reply is out
+    if (!c_readable_ || plain_out_.size() > kMaxPlainOut) return;
+    char buf[4096];
+    ssize_t n = ::recv(cfd_, buf, sizeof buf, 0);
+    if (n == 0) return close("pretls_closed", "client closed before STARTTLS");
+    if (n < 0) {
+      if (errno == EAGAIN) { c_readable_ = false; return; }
+      if (errno == EINTR) continue;
+      return close("client_error", strerror(errno));
+    }
+    after_flush_ = dialog_->feed(std::string_view(buf, size_t(n)), plain_out_);
+  }
+}
+
+bool Conn::begin_tls() {
+  SSL_CTX* initial = snap_->contexts[size_t(snap_->default_ctx)].get();
+  ssl_ = SSL_new(initial);
+  if (!ssl_ || SSL_set_fd(ssl_, cfd_) != 1) {
+    close("internal_error", take_ssl_error());
+    return false;
+  }
+  SSL_set_app_data(ssl_, this);
+  SSL_set_accept_state(ssl_);
+  // One read() per TLS record batch instead of a header read and a body read.
+  SSL_set_read_ahead(ssl_, 1);
+  dialog_.reset();
+  std::string().swap(plain_out_);
+  state_ = State::Handshake;
+  set_deadline(w_.now + snap_->timeouts.handshake_ms);
+  return true;
+}
+
+// ---- TLS handshake ----
+
+int Conn::on_servername(int* alert) {
+  const char* raw = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
+  std::string name;
+  bool valid = normalize_sni(raw, name);
+  if (valid) sni_ = name;
+  int ctx = valid ? snap_->find_context(name) : -1;
+  if (ctx < 0) {
+    // An unknown name (or an IP literal, or garbage) is not an error unless the
+    // policy is "reject"; a client without SNI always gets the default.
+    if (snap_->reject_unknown && raw) {
+      sni_rejected_ = true;
+      if (!valid) sni_ = "(invalid)";
+      *alert = SSL_AD_UNRECOGNIZED_NAME;
+      return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
+    ctx = snap_->default_ctx;
+  }
+  SSL_CTX* chosen = snap_->contexts[size_t(ctx)].get();
+  if (chosen != SSL_get_SSL_CTX(ssl_)) SSL_set_SSL_CTX(ssl_, chosen);
+  return SSL_TLSEXT_ERR_OK;
+}
+
+int Conn::on_alpn(const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen) {
+  // ALPACA: a client that names an application protocol must name ours.
+  const std::string& want = policy().alpn;
+  for (unsigned i = 0; i < inlen;) {
+    unsigned len = in[i];
+    if (i + 1 + len > inlen) break;
+    if (want.size() == len + 1 && memcmp(want.data() + 1, in + i + 1, len) == 0) {
+      *out = in + i + 1;
+      *outlen = static_cast<unsigned char>(len);
+      return SSL_TLSEXT_ERR_OK;
+    }
+    i += 1 + len;
+  }
+  alpn_rejected_ = true;
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+void Conn::step_handshake() {
+  ERR_clear_error();
+  int r = SSL_do_handshake(ssl_);
+  if (r == 1) {
+    handshake_done_ = true;
+    t_handshake_us_ = now_us();
+    ListenerCounters& c = w_.counters[size_t(listener_)];
+    ListenerCounters::bump(c.handshakes);
+    if (SSL_session_reused(ssl_)) ListenerCounters::bump(c.resumed);
+    choose_backend();
+    return;
+  }
+  int err = SSL_get_error(ssl_, r);
+  if (err == SSL_ERROR_WANT_READ) { c_readable_ = false; return; }
+  if (err == SSL_ERROR_WANT_WRITE) { c_writable_ = false; return; }
+  ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
+  std::string detail = take_ssl_error();
+  if (detail.empty()) detail = err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed during handshake";
+  if (sni_rejected_) return close("sni_rejected", "unknown server name");
+  if (alpn_rejected_) return close("alpn_rejected", "client offered no ALPN id of this listener");
+  close("handshake_failed", detail);
+}
+
+// ---- backend ----
+
+void Conn::choose_backend() {
+  backend_ = snap_->route(listener_, sni_);
+  const Backend& b = *snap_->backends[size_t(backend_)];
+  first_server_ = b.round_robin ? b.next.fetch_add(1, std::memory_order_relaxed) % b.servers.size() : 0;
+  attempts_ = 0;
+  connect_next();
+}
+
+void Conn::connect_next() {
+  const Backend& b = *snap_->backends[size_t(backend_)];
+  size_t n = b.servers.size();
+  if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }
+  // First pass skips servers that refused recently; the second tries them anyway.
+  while (attempts_ < 2 * n) {
+    size_t i = (first_server_ + attempts_) % n;
+    bool second_pass = attempts_ >= n;
+    attempts_++;
+    if (!second_pass && b.down_until_ms[i].load(std::memory_order_relaxed) > w_.now) continue;
+    if (second_pass && b.down_until_ms[i].load(std::memory_order_relaxed) <= w_.now) continue;  // already tried
+    const SockAddr& addr = b.servers[i];
+    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) continue;
+    if (addr.family() != AF_UNIX) {
+      int one = 1;
+      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    server_ = i;
+    bfd_ = fd;
+    t_connect_start_us_ = now_us();
+    int r = ::connect(fd, addr.sa(), addr.len);
+    if (r == 0 || errno == EINPROGRESS || errno == EAGAIN) {
+      w_.watch(fd, this, true);
+      state_ = State::Connecting;
+      b_writable_ = r == 0;
+      set_deadline(w_.now + snap_->timeouts.connect_ms);
+      return;
+    }
+    b.down_until_ms[i].store(w_.now + 2000, std::memory_order_relaxed);
+    ::close(fd);
+    bfd_ = -1;
+  }
+  backend_unavailable("no server of pool " + b.name + " answered");
+}
+
+void Conn::step_connecting() {
+  if (!b_writable_) return;
+  int err = 0;
+  socklen_t len = sizeof err;
+  getsockopt(bfd_, SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err == 0) return connected();
+  const Backend& b = *snap_->backends[size_t(backend_)];
+  b.down_until_ms[server_].store(w_.now + 2000, std::memory_order_relaxed);
+  connect_next();
+}
+
+void Conn::connected() {
+  t_connected_us_ = now_us();
+  SockAddr local;
+  local.len = sizeof local.ss;
+  if (getsockname(bfd_, local.sa(), &local.len) == 0) backend_local_ = format_addr(local);
+  const Backend& b = *snap_->backends[size_t(backend_)];
+  if (b.proxy_header != ProxyHeader::Off) {
+    SockAddr reached;
+    reached.len = sizeof reached.ss;
+    getsockname(cfd_, reached.sa(), &reached.len);
+    std::string h = proxy_header(b.proxy_header, peer_, reached);
+    c2b_.append(h.data(), uint32_t(h.size()), w_.pool);
+  }
+  switch (policy().proto) {
+    case Proto::Imap:
+    case Proto::Pop3: greeting_ = Greeting::Swallow; break;
+    case Proto::ManageSieve: greeting_ = Greeting::StripStarttls; break;
+    default: greeting_ = Greeting::None;
+  }
+  b_readable_ = true;
+  state_ = State::Relaying;
+  last_activity_ms_ = w_.now;
+  set_deadline(0);
+}
+
+void Conn::backend_unavailable(const std::string& why) {
+  ListenerCounters::bump(w_.counters[size_t(listener_)].backend_failures);
+  if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }
+  say_goodbye(mf::backend_unavailable(policy().proto));
+  close("backend_unavailable", why);
+}
+
+// After STARTTLS the backend greets a client that already had our greeting.
+// IMAP and POP3 clients ask for capabilities again: drop the greeting line.
+// ManageSieve clients expect capabilities again (RFC 5804 2.2): pass the
+// backend's, without STARTTLS. A refusal (BYE, -ERR, NO) passes unchanged.
+bool Conn::filter_backend_greeting() {
+  std::string_view data(b2c_.head(), b2c_.len);
+  if (greeting_ == Greeting::Swallow) {
+    size_t nl = data.find('\n');
+    if (nl == std::string_view::npos) return false;
+    if (starts_with_ci(data, "* OK") || starts_with_ci(data, "+OK")) b2c_.consume(uint32_t(nl + 1), w_.pool);
+    greeting_ = Greeting::None;
+    return true;
+  }
+  std::string kept;
+  size_t pos = 0;
+  for (;;) {
+    size_t nl = data.find('\n', pos);
+    if (nl == std::string_view::npos) return false;
+    std::string_view line = data.substr(pos, nl + 1 - pos);
+    pos = nl + 1;
+    std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
+    bool last = starts_with_ci(bare, "OK") || starts_with_ci(bare, "NO") || starts_with_ci(bare, "BYE");
+    if (!(bare.size() == 10 && starts_with_ci(bare, "\"STARTTLS\""))) kept.append(line);
+    if (last) break;
+  }
+  kept.append(data.substr(pos));
+  b2c_.len = 0;
+  b2c_.off = 0;
+  memcpy(b2c_.data, kept.data(), kept.size());
+  b2c_.len = uint32_t(kept.size());
+  greeting_ = Greeting::None;
+  return true;
+}
+
+// ---- relay ----
+
+void Conn::step_relay() {
+  ListenerCounters& ctr = w_.counters[size_t(listener_)];
+  bool progress = true;
+  uint64_t in0 = bytes_in_, out0 = bytes_out_;
+  while (progress) {
+    progress = false;
+    // client -> backend
+    if (!client_eof_ && c2b_.space() > 0 && (c_readable_ || SSL_has_pending(ssl_))) {
+      ERR_clear_error();
+      int n = SSL_read(ssl_, c2b_.tail(w_.pool), int(c2b_.space()));
+      if (n > 0) {
+        c2b_.len += uint32_t(n);
+        bytes_in_ += uint64_t(n);
+        progress = true;
+      } else {
+        int err = SSL_get_error(ssl_, n);
+        if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
+        else if (err == SSL_ERROR_WANT_WRITE) c_writable_ = false;
+        else if (err == SSL_ERROR_ZERO_RETURN) { client_eof_ = true; progress = true; }
+        else {
+          std::string d = take_ssl_error();
+          return close("client_error", d.empty() ? (errno ? strerror(errno) : "connection reset") : d);
+        }
+        if (c2b_.empty()) c2b_.release(w_.pool);
+      }
+    }
+    if (!c2b_.empty() && b_writable_ && bfd_ >= 0) {
+      ssize_t n = ::send(bfd_, c2b_.head(), c2b_.len, MSG_NOSIGNAL);
+      if (n > 0) {
+        c2b_.consume(uint32_t(n), w_.pool);
+        progress = true;
+      } else if (n < 0 && errno == EAGAIN) {
+        b_writable_ = false;
+      } else if (!(n < 0 && errno == EINTR)) {
+        return close("backend_error", strerror(errno));
+      }
+    }
+    if (client_eof_ && c2b_.empty() && !backend_shut_ && bfd_ >= 0) {
+      ::shutdown(bfd_, SHUT_WR);  // close_notify from the client becomes a FIN to the backend
+      backend_shut_ = true;
+    }
+    // backend -> client
+    if (!backend_eof_ && b_readable_ && b2c_.space() > 0 && bfd_ >= 0) {
+      ssize_t n = ::recv(bfd_, b2c_.tail(w_.pool), b2c_.space(), 0);
+      if (n > 0) {
+        b2c_.len += uint32_t(n);
+        progress = true;
+      } else if (n == 0) {
+        backend_eof_ = true;
+        progress = true;
+      } else if (errno == EAGAIN) {
+        b_readable_ = false;
+      } else if (errno != EINTR) {
+        return close("backend_error", strerror(errno));
+      }
+      if (b2c_.empty()) b2c_.release(w_.pool);
+    }
+    if (greeting_ != Greeting::None) {
+      if (!filter_backend_greeting()) {
+        if (backend_eof_) return close("backend_closed", "backend closed before its greeting");
+        if (b2c_.len >= kMaxGreeting) return close("backend_error", "backend greeting too long");
+        continue;
+      }
+      progress = true;
+    }
+    if (!b2c_.empty() && c_writable_) {
+      ERR_clear_error();
+      int n = SSL_write(ssl_, b2c_.head(), int(b2c_.len));
+      if (n > 0) {
+        bytes_out_ += uint64_t(n);
+        b2c_.consume(uint32_t(n), w_.pool);
+        progress = true;
+      } else {
+        int err = SSL_get_error(ssl_, n);
+        if (err == SSL_ERROR_WANT_WRITE) c_writable_ = false;
+        else if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
+        else {
+          std::string d = take_ssl_error();
+          return close("client_error", d.empty() ? (errno ? strerror(errno) : "connection reset") : d);
+        }
+      }
+    }
+  }
+  if (bytes_in_ != in0 || bytes_out_ != out0) {
+    last_activity_ms_ = w_.now;
+    ListenerCounters::bump(ctr.bytes_in, bytes_in_ - in0);
+    ListenerCounters::bump(ctr.bytes_out, bytes_out_ - out0);
+  }
+  // The backend is done and all it sent is out: a close_notify, then close.
+  if (backend_eof_ && b2c_.empty()) return close(client_eof_ ? "client_closed" : "backend_closed");
+}
+
+// ---- ends ----
+
+void Conn::say_goodbye(const std::string& text) {
+  ERR_clear_error();
+  if (handshake_done_ && ssl_) {
+    // Best effort: what still pends for the client goes first, the goodbye after it.
+    if (!b2c_.empty()) {
+      SSL_write(ssl_, b2c_.head(), int(b2c_.len));
+      b2c_.release(w_.pool);
+    }
+    SSL_write(ssl_, text.data(), int(text.size()));
+  } else if (!ssl_) {
+    ssize_t r = ::send(cfd_, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)r;
+  }
+  ERR_clear_error();
+}
+
+void Conn::on_deadline() {
+  switch (state_) {
+    case State::PreTls:
+      if (dialog_) say_goodbye(dialog_->timeout_goodbye());
+      return close("pretls_timeout");
+    case State::Handshake:
+      ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
+      return close("handshake_timeout");
+    case State::Connecting: {
+      const Backend& b = *snap_->backends[size_t(backend_)];
+      b.down_until_ms[server_].store(w_.now + 2000, std::memory_order_relaxed);
+      connect_next();
+      advance();
+      return;
+    }
+    case State::Relaying:
+      say_goodbye(goodbye(policy().proto, "", "Autologout; idle for too long"));
+      return close("idle_timeout");
+    case State::Closed: return;
+  }
+}
+
+void Conn::shutdown_now() {
+  if (state_ == State::Closed) return;
+  if (state_ == State::PreTls || state_ == State::Relaying)
+    say_goodbye(goodbye(policy().proto, "UNAVAILABLE", "Server shutting down"));
+  close("shutdown");
+}
+
+// The one teardown: a close_notify where TLS is up, the record for JS, the
+// counters, then the fds; the memory goes after the current batch of events.
+void Conn::close(const char* reason, std::string detail) {
+  if (state_ == State::Closed) return;
+  state_ = State::Closed;
+  if (ssl_ && handshake_done_ && !tls_shut_) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
+    tls_shut_ = true;
+  }
+  timer.unlink();
+  Event ev;
+  ConnRecord& r = ev.record;
+  const ListenerPolicy& lp = policy();
+  r.listener = lp.name;
+  r.protocol = proto_name(lp.proto);
+  r.client = format_addr(peer_);
+  if (backend_ >= 0) {
+    const Backend& b = *snap_->backends[size_t(backend_)];
+    r.pool = b.name;
+    if (t_connected_us_) r.backend = b.server_names[server_];
+  }
+  r.backend_local = backend_local_;
+  r.sni = sni_;
+  if (ssl_ && handshake_done_) {
+    r.tls_version = tls_version_name(ssl_);
+    r.cipher = SSL_get_cipher_name(ssl_);
+    r.resumed = SSL_session_reused(ssl_);
+  }
+  r.bytes_in = bytes_in_;
+  r.bytes_out = bytes_out_;
+  int64_t t_end = now_us();
+  r.handshake_ms = ms_between(t_accept_us_, t_handshake_us_);
+  r.connect_ms = ms_between(t_connect_start_us_, t_connected_us_);
+  r.duration_ms = ms_between(t_accept_us_, t_end);
+  r.reason = reason;
+  r.detail = std::move(detail);
+  w_.engine.events.push(std::move(ev));
+
+  w_.counters[size_t(listener_)].active.fetch_sub(1, std::memory_order_relaxed);
+  w_.engine.active.fetch_sub(1, std::memory_order_relaxed);
+  w_.engine.clients.release(client_key_);
+  if (ssl_) { SSL_free(ssl_); ssl_ = nullptr; }
+  if (cfd_ >= 0) { ::close(cfd_); cfd_ = -1; }
+  if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }
+  c2b_.release(w_.pool);
+  b2c_.release(w_.pool);
+  w_.retire(this);
+}
+
+// ---- OpenSSL callbacks: find the Conn through the SSL's app data ----
+
+namespace {
+
+int servername_cb(SSL* ssl, int* alert, void*) {
+  auto* c = static_cast<Conn*>(SSL_get_app_data(ssl));
+  return c ? c->on_servername(alert) : SSL_TLSEXT_ERR_NOACK;
+}
+
+int alpn_cb(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen, void*) {
+  auto* c = static_cast<Conn*>(SSL_get_app_data(ssl));
+  return c ? c->on_alpn(out, outlen, in, inlen) : SSL_TLSEXT_ERR_NOACK;
+}
+
+}  // namespace
+
+void install_conn_callbacks(SSL_CTX* ctx) {
+  SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
+  SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, nullptr);
+}
+
+}  // namespace mf

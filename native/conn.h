@@ -1,0 +1,96 @@
+// One client connection, from accept to close, on one worker: the state
+// machine with one place where it advances (advance()) and one teardown (close()).
+#pragma once
+#include <openssl/ssl.h>
+
+#include <memory>
+#include <string>
+
+#include "buffer.h"
+#include "dialog.h"
+#include "net.h"
+#include "snapshot.h"
+#include "wheel.h"
+
+namespace mf {
+
+class Worker;
+
+enum class State : uint8_t {
+  PreTls,      // STARTTLS front-ends only: plaintext dialog with the client
+  Handshake,   // TLS handshake in progress; SNI picks the context in the callback
+  Connecting,  // non-blocking connect() to a backend server pending
+  Relaying,    // bytes flow both ways (after STARTTLS, the backend greeting is filtered first)
+  Closed,      // torn down; freed after the current batch of events
+};
+
+class Conn {
+ public:
+  // Worker thread only (all methods).
+  Conn(Worker& w, int listener, int fd, const SockAddr& peer, std::shared_ptr<const Snapshot> snap);
+  ~Conn();
+  void start();
+  void on_event(bool backend_side, uint32_t events);
+  void on_deadline();
+  // stop(): say goodbye and close.
+  void shutdown_now();
+  int64_t deadline() const;
+  bool closed() const { return state_ == State::Closed; }
+
+  // OpenSSL callbacks (worker thread, inside SSL_do_handshake).
+  int on_servername(int* alert);
+  int on_alpn(const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen);
+
+  WheelNode timer;
+  Conn* all_prev = nullptr;
+  Conn* all_next = nullptr;
+
+ private:
+  enum class Greeting : uint8_t { None, Swallow, StripStarttls };
+
+  void advance();
+  void step_pretls();
+  void step_handshake();
+  void step_connecting();
+  void step_relay();
+  bool begin_tls();
+  void choose_backend();
+  void connect_next();
+  void connected();
+  void backend_unavailable(const std::string& why);
+  bool filter_backend_greeting();
+  void say_goodbye(const std::string& text);
+  void close(const char* reason, std::string detail = {});
+  void set_deadline(int64_t ms);
+  const ListenerPolicy& policy() const { return snap_->listeners[size_t(listener_)]; }
+
+  Worker& w_;
+  std::shared_ptr<const Snapshot> snap_;
+  int listener_;
+  int cfd_;
+  int bfd_ = -1;
+  SSL* ssl_ = nullptr;
+  State state_;
+  Greeting greeting_ = Greeting::None;
+  SockAddr peer_;
+  std::string client_key_;
+
+  // Edge-triggered readiness, cleared when a call would block.
+  bool c_readable_ = true, c_writable_ = true, b_readable_ = false, b_writable_ = false;
+  bool client_eof_ = false, backend_eof_ = false, backend_shut_ = false, tls_shut_ = false;
+  bool handshake_done_ = false, sni_rejected_ = false, alpn_rejected_ = false;
+
+  std::unique_ptr<PreTlsDialog> dialog_;
+  std::string plain_out_;  // pre-TLS replies waiting to be written
+  PreTlsDialog::Next after_flush_ = PreTlsDialog::Next::Continue;
+
+  Buf c2b_, b2c_;
+  int backend_ = -1;
+  size_t server_ = 0, attempts_ = 0, first_server_ = 0;
+  std::string sni_, backend_local_;
+  int64_t deadline_ms_ = 0, last_activity_ms_ = 0;
+  int64_t t_accept_us_, t_handshake_us_ = 0, t_connect_start_us_ = 0, t_connected_us_ = 0;
+  uint64_t bytes_in_ = 0, bytes_out_ = 0;
+};
+
+}  // namespace mf

@@ -1,0 +1,96 @@
+// The data plane: worker threads, each with its own epoll loop, sharing the
+// listening sockets (EPOLLEXCLUSIVE) and the current snapshot.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "buffer.h"
+#include "clients.h"
+#include "counters.h"
+#include "events.h"
+#include "snapshot.h"
+#include "util.h"
+#include "wheel.h"
+
+namespace mf {
+
+class Conn;
+class Engine;
+
+struct ListenSocket {
+  Fd fd;
+  int listener;  // index into the snapshot's listener policies
+  std::string address;
+};
+
+class Worker {
+ public:
+  Worker(Engine& engine, int id, size_t listeners);
+  ~Worker();
+  void start();
+  // Any thread: make the loop look at the engine's flags.
+  void wake();
+  void join();
+
+  // Worker thread only below.
+  Engine& engine;
+  const int id;
+  std::unique_ptr<ListenerCounters[]> counters;
+  BufferPool pool;
+  TimerWheel wheel;
+  int64_t now = 0;
+
+  void watch(int fd, Conn* c, bool backend_side);
+  void retire(Conn* c);  // freed after the current batch of events
+  void link(Conn* c);
+  void unlink(Conn* c);
+
+ private:
+  void run();
+  void accept_from(size_t socket_index);
+  void pause_listeners(int64_t until_ms);
+  void resume_listeners();
+  void close_all(const char* reason);
+
+  Fd ep_, wake_;
+  std::thread thread_;
+  std::vector<Conn*> retired_;
+  Conn* all_ = nullptr;  // every live connection, for stop()
+  bool listening_ = false;
+  int64_t paused_until_ = 0;
+  int64_t last_error_event_ = 0;
+};
+
+class Engine {
+ public:
+  Engine(int workers, EventSink& events);
+  ~Engine();
+
+  // JS thread.
+  void apply(std::shared_ptr<const Snapshot> next);
+  std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(std::memory_order_acquire); }
+  void start(std::vector<ListenSocket> sockets);
+  void drain();
+  void stop();
+  bool running() const { return started_; }
+
+  EventSink& events;
+  ClientTable clients;
+  std::atomic<int64_t> active{0};
+  std::atomic<bool> accepting{true};
+  std::atomic<bool> stopping{false};
+  std::vector<ListenSocket> sockets;
+  std::vector<std::unique_ptr<Worker>> workers;
+  size_t listener_count = 0;
+
+ private:
+  std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  int worker_count_;
+  bool started_ = false;
+};
+
+}  // namespace mf

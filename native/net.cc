@@ -1,0 +1,104 @@
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/tcp.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+
+namespace mf {
+
+std::optional<SockAddr> parse_addr(std::string_view text) {
+  SockAddr out;
+  if (!text.empty() && text[0] == '/') {
+    auto* un = reinterpret_cast<sockaddr_un*>(&out.ss);
+    if (text.size() >= sizeof(un->sun_path)) return std::nullopt;
+    un->sun_family = AF_UNIX;
+    memcpy(un->sun_path, text.data(), text.size());
+    out.len = socklen_t(offsetof(sockaddr_un, sun_path) + text.size() + 1);
+    return out;
+  }
+  std::string host;
+  std::string_view port;
+  if (!text.empty() && text[0] == '[') {
+    auto close = text.find(']');
+    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
+    host = std::string(text.substr(1, close - 1));
+    port = text.substr(close + 2);
+  } else {
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    host = std::string(text.substr(0, colon));
+    port = text.substr(colon + 1);
+  }
+  unsigned p = 0;
+  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+  if (ec != std::errc() || ptr != port.data() + port.size() || p > 65535) return std::nullopt;
+  auto* v4 = reinterpret_cast<sockaddr_in*>(&out.ss);
+  auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.ss);
+  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(uint16_t(p));
+    out.len = sizeof(sockaddr_in);
+  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(uint16_t(p));
+    out.len = sizeof(sockaddr_in6);
+  } else {
+    return std::nullopt;
+  }
+  return out;
+}
+
+std::string format_addr(const SockAddr& a) {
+  char buf[INET6_ADDRSTRLEN];
+  switch (a.family()) {
+    case AF_INET: {
+      auto* v4 = reinterpret_cast<const sockaddr_in*>(&a.ss);
+      inet_ntop(AF_INET, &v4->sin_addr, buf, sizeof buf);
+      return std::string(buf) + ":" + std::to_string(ntohs(v4->sin_port));
+    }
+    case AF_INET6: {
+      auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a.ss);
+      inet_ntop(AF_INET6, &v6->sin6_addr, buf, sizeof buf);
+      return "[" + std::string(buf) + "]:" + std::to_string(ntohs(v6->sin6_port));
+    }
+    case AF_UNIX: {
+      auto* un = reinterpret_cast<const sockaddr_un*>(&a.ss);
+      return std::string("unix:") + un->sun_path;
+    }
+  }
+  return "?";
+}
+
+std::string addr_key(const SockAddr& a) {
+  if (a.family() == AF_INET) {
+    auto* v4 = reinterpret_cast<const sockaddr_in*>(&a.ss);
+    return std::string(reinterpret_cast<const char*>(&v4->sin_addr), 4);
+  }
+  if (a.family() == AF_INET6) {
+    auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a.ss);
+    return std::string(reinterpret_cast<const char*>(&v6->sin6_addr), 16);
+  }
+  return {};
+}
+
+int open_listener(const SockAddr& addr, std::string& err) {
+  int fd = socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) { err = strerror(errno); return -1; }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  // "[::]:993" beside "0.0.0.0:993": each socket serves its own family.
+  if (addr.family() == AF_INET6) setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+  if (bind(fd, addr.sa(), addr.len) != 0 || listen(fd, 4096) != 0) {
+    err = strerror(errno);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+}  // namespace mf

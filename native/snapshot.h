@@ -1,0 +1,71 @@
+// The immutable configuration the workers serve from: certificate contexts,
+// the SNI index, backends, listener policies, timeouts and limits. Built on the
+// JS thread, published atomically; a connection keeps the one it started with.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "net.h"
+#include "protocol.h"
+#include "util.h"
+
+namespace mf {
+
+enum class ProxyHeader : uint8_t { Off, V1, V2 };
+
+struct Backend {
+  std::string name;
+  std::vector<SockAddr> servers;
+  std::vector<std::string> server_names;
+  ProxyHeader proxy_header = ProxyHeader::Off;
+  bool round_robin = false;
+  // Shared by all workers: next server for round-robin, and a back-off per server.
+  mutable std::atomic<uint32_t> next{0};
+  std::unique_ptr<std::atomic<int64_t>[]> down_until_ms;
+};
+
+struct Route {
+  std::string sni;  // exact name, or ".example.org" for "*.example.org"
+  int backend;
+};
+
+struct ListenerPolicy {
+  std::string name;
+  Proto proto = Proto::Imaps;
+  int backend = 0;
+  std::vector<Route> routes;
+  std::string capabilities;
+  std::string alpn;  // wire form: length byte + id
+};
+
+struct Timeouts {
+  int64_t handshake_ms = 10000, pretls_ms = 60000, connect_ms = 5000, idle_ms = 31 * 60000;
+};
+
+struct Limits {
+  uint32_t connections = 100000, per_client = 200, line_bytes = 8192;
+};
+
+struct Snapshot {
+  std::vector<SslCtxPtr> contexts;
+  std::unordered_map<std::string, int> exact;
+  std::unordered_map<std::string, int> wildcard;  // keyed by the suffix after "*."
+  int default_ctx = 0;
+  bool reject_unknown = false;
+  std::vector<std::unique_ptr<Backend>> backends;
+  std::vector<ListenerPolicy> listeners;
+  Timeouts timeouts;
+  Limits limits;
+
+  // Context for a lowercase <name> (no trailing dot): exact, then one-label
+  // wildcard, then -1. Any thread.
+  int find_context(std::string_view name) const;
+  // Backend pool for <listener> and <sni> ("" without SNI): routes, first match wins.
+  int route(int listener, std::string_view sni) const;
+};
+
+}  // namespace mf

@@ -1,0 +1,119 @@
+#include "tickets.h"
+
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+
+#include <atomic>
+#include <cstring>
+#include <mutex>
+
+namespace mf {
+
+namespace {
+
+// Own keys rotate every 6 hours and three are kept: a ticket stays good for 12-18 hours.
+constexpr int64_t kRotateMs = 6 * 3600 * 1000;
+constexpr size_t kKeep = 3;
+
+struct KeySet {
+  std::vector<TicketKey> keys;
+  bool own = true;
+  int64_t made_ms = 0;
+};
+
+std::mutex g_mu;
+std::shared_ptr<const KeySet> g_keys;
+
+EVP_CIPHER* aes256cbc() {
+  // Fetched once: an implicit fetch on every handshake costs OpenSSL 3 a provider look-up.
+  static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return c;
+}
+
+std::shared_ptr<const KeySet> current() {
+  std::lock_guard lk(g_mu);
+  return g_keys;
+}
+
+TicketKey random_key() {
+  TicketKey k;
+  RAND_bytes(k.name.data(), int(k.name.size()));
+  RAND_bytes(k.hmac.data(), int(k.hmac.size()));
+  RAND_bytes(k.aes.data(), int(k.aes.size()));
+  return k;
+}
+
+int ticket_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
+  auto set = current();
+  if (!set || set->keys.empty()) return enc ? -1 : 0;
+  const TicketKey* key = nullptr;
+  bool newest = false;
+  if (enc) {
+    key = &set->keys.front();
+    newest = true;
+    memcpy(key_name, key->name.data(), 16);
+    if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) <= 0) return -1;
+    if (!EVP_EncryptInit_ex(cctx, aes256cbc(), nullptr, key->aes.data(), iv)) return -1;
+  } else {
+    for (size_t i = 0; i < set->keys.size(); i++) {
+      if (memcmp(set->keys[i].name.data(), key_name, 16) == 0) { key = &set->keys[i]; newest = i == 0; break; }
+    }
+    if (!key) return 0;  // unknown key: full handshake
+    if (!EVP_DecryptInit_ex(cctx, aes256cbc(), nullptr, key->aes.data(), iv)) return -1;
+  }
+  OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, const_cast<unsigned char*>(key->hmac.data()), 32),
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("sha256"), 0),
+      OSSL_PARAM_construct_end(),
+  };
+  if (!EVP_MAC_CTX_set_params(hctx, params)) return -1;
+  return enc || newest ? 1 : 2;  // 2: valid, but issue a ticket under the newest key
+}
+
+}  // namespace
+
+void TicketKeys::set(std::vector<TicketKey> keys) {
+  auto next = std::make_shared<KeySet>();
+  next->own = keys.empty();
+  next->keys = next->own ? std::vector<TicketKey>{random_key()} : std::move(keys);
+  {
+    std::lock_guard lk(g_mu);
+    // Own keys survive a snapshot swap: dropping them would force full handshakes.
+    if (next->own && g_keys && g_keys->own) return;
+  }
+  next->made_ms = 0;
+  std::lock_guard lk(g_mu);
+  g_keys = std::move(next);
+}
+
+void TicketKeys::rotate_if_due(int64_t now_ms) {
+  std::lock_guard lk(g_mu);
+  if (!g_keys || !g_keys->own) return;
+  if (g_keys->made_ms == 0) {
+    auto copy = std::make_shared<KeySet>(*g_keys);
+    copy->made_ms = now_ms;
+    g_keys = std::move(copy);
+    return;
+  }
+  if (now_ms - g_keys->made_ms < kRotateMs) return;
+  auto next = std::make_shared<KeySet>();
+  next->made_ms = now_ms;
+  next->keys.push_back(random_key());
+  for (size_t i = 0; i < g_keys->keys.size() && next->keys.size() < kKeep; i++) next->keys.push_back(g_keys->keys[i]);
+  g_keys = std::move(next);
+}
+
+void TicketKeys::install(SSL_CTX* ctx) {
+  SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
+}
+
+bool TicketKeys::parse(const unsigned char* data, size_t len, TicketKey& out) {
+  if (len != 80) return false;
+  memcpy(out.name.data(), data, 16);
+  memcpy(out.hmac.data(), data + 16, 32);
+  memcpy(out.aes.data(), data + 48, 32);
+  return true;
+}
+
+}  // namespace mf

@@ -1,0 +1,32 @@
+// Session-ticket keys shared by every SSL_CTX of the process, so a ticket issued
+// under one certificate context (or one snapshot) resumes under the next.
+#pragma once
+#include <openssl/ssl.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mf {
+
+struct TicketKey {
+  std::array<unsigned char, 16> name;
+  std::array<unsigned char, 32> hmac;
+  std::array<unsigned char, 32> aes;
+};
+
+class TicketKeys {
+ public:
+  // Newest first: the first key encrypts, every key decrypts.
+  // Empty <keys>: keys are made here and rotated by rotate_if_due().
+  static void set(std::vector<TicketKey> keys);
+  // Any thread. Makes a new key every <period_s> when the keys are our own.
+  static void rotate_if_due(int64_t now_ms);
+  static void install(SSL_CTX* ctx);
+  // Parses 80-byte keys (name 16, HMAC 32, AES 32).
+  static bool parse(const unsigned char* data, size_t len, TicketKey& out);
+};
+
+}  // namespace mf

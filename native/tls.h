@@ -1,0 +1,35 @@
+// SSL_CTX construction with mailfront's policy, and the SNI / ALPN callbacks.
+#pragma once
+#include <openssl/ssl.h>
+
+#include <string>
+#include <vector>
+
+#include "util.h"
+
+namespace mf {
+
+struct TlsPolicy {
+  int min_version = TLS1_2_VERSION;
+  std::string ciphers;       // TLS 1.2
+  std::string ciphersuites;  // TLS 1.3
+};
+
+struct PemPair {
+  std::string chain_pem;
+  std::string key_pem;
+};
+
+// A server context holding every pair (one per key type). Empty on failure, with <err> set;
+// <err> names what failed, never key material.
+SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err);
+
+// The connection that owns an SSL, for the callbacks (set with SSL_set_app_data).
+class Conn;
+
+}  // namespace mf
+
+namespace mf {
+// Defined with the connection (conn.cc): servername and ALPN callbacks.
+void install_conn_callbacks(SSL_CTX* ctx);
+}  // namespace mf
