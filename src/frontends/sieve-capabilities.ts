@@ -128,7 +128,8 @@ export function probeSieveCapabilities(server: string, timeoutMs: number): Promi
     socket.setEncoding('latin1');
     socket.on('data', (chunk: string) => {
       buf += chunk;
-      const g = splitGreeting(buf);
+      // Only the greeting counts: bytes after its status line are not ours to judge.
+      const g = splitGreeting(buf.slice(0, PROBE_MAX_BYTES + 1));
       if (g) {
         if (g.status !== 'OK') finish(new Error(`the server refused: ${JSON.stringify(g.statusLine.slice(0, 200))}`));
         else if (g.capabilities === '') finish(new Error('the greeting lists no capability'));
