@@ -1,5 +1,5 @@
 // Address syntax shared by the configuration and the backend probes.
-// "ip:port" / "[v6]:port" for listeners, plus "host:port" and absolute unix
+// "ip:port" / "[v6]:port" for listeners, plus absolute unix
 // socket paths for backend servers. Pure functions, no I/O.
 import net from 'node:net';
 
@@ -66,7 +66,11 @@ export function parseListenAddress(text: string): ParsedAddress | string {
   return typeof r === 'string' ? r : { kind: 'tcp', ...r };
 }
 
-/** A backend server: "host:port", "[v6]:port" (port 1..65535) or an absolute unix socket path. */
+/**
+ * A backend server: "ipv4:port", "[v6]:port" (port 1..65535) or an absolute
+ * unix socket path. Host names are refused: the data plane parses addresses
+ * with inet_pton and never resolves names.
+ */
 export function parseServerAddress(text: string): ParsedAddress | string {
   if (text.startsWith('/')) {
     if (Buffer.byteLength(text) > UNIX_PATH_MAX) {
@@ -76,8 +80,14 @@ export function parseServerAddress(text: string): ParsedAddress | string {
     return { kind: 'unix', path: text };
   }
   if (!text.includes(':')) {
-    return `"${text}": expected "host:port", "[v6]:port" or an absolute unix socket path`;
+    return `"${text}": expected "ip:port", "[v6]:port" or an absolute unix socket path`;
   }
   const r = parseHostPort(text, { hostKind: 'host', minPort: 1 });
-  return typeof r === 'string' ? r : { kind: 'tcp', ...r };
+  if (typeof r === 'string') return r;
+  if (r.family === 0) {
+    // The data plane connects without DNS (no blocking lookups on a worker thread).
+    const ip = r.host.toLowerCase() === 'localhost' ? `127.0.0.1:${r.port}` : `an IP address, e.g. 192.0.2.10:${r.port}`;
+    return `"${text}": host names are not resolved; write ${ip}, "[v6]:port" or a unix socket path`;
+  }
+  return { kind: 'tcp', ...r };
 }

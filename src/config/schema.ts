@@ -25,7 +25,7 @@ export interface ListenerConfig {
 }
 
 export interface BackendConfig {
-  /** "host:port", "[v6]:port" or an absolute unix socket path. */
+  /** "ip:port", "[v6]:port" or an absolute unix socket path (no host names: the data plane does not resolve). */
   servers: string[];
   proxyProtocol: 'off' | 'v1' | 'v2';
   balance: 'first' | 'roundrobin';
@@ -284,7 +284,7 @@ const listenAddress = z.any().optional().transform((v: unknown, ctx): string => 
 });
 
 const serverAddress = z.any().optional().transform((v: unknown, ctx): string => {
-  if (typeof v !== 'string') return fail(ctx, `expected "host:port", "[v6]:port" or a unix socket path, got ${describe(v)}`);
+  if (typeof v !== 'string') return fail(ctx, `expected "ip:port", "[v6]:port" or a unix socket path, got ${describe(v)}`);
   const r = parseServerAddress(v);
   return typeof r === 'string' ? fail(ctx, r) : v;
 });
@@ -422,7 +422,7 @@ const Listener = obj({
 });
 
 const Backend = obj({
-  servers: list(serverAddress, { min: 1, single: true, what: 'servers ("host:port", "[v6]:port" or a unix socket path)' }),
+  servers: list(serverAddress, { min: 1, single: true, what: 'servers ("ip:port", "[v6]:port" or a unix socket path)' }),
   // YAML 1.1 documents read a bare `off` as false: take it as "off".
   proxy_protocol: z.preprocess((v) => (v === false ? 'off' : v), enumOf(['off', 'v1', 'v2'] as const, 'off')),
   balance: enumOf(['first', 'roundrobin'] as const, 'first'),

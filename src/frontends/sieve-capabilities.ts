@@ -94,7 +94,7 @@ export function splitGreeting(text: string): { capabilities: string; status: str
 }
 
 /**
- * Connect to a ManageSieve backend ("host:port", "[v6]:port" or a unix socket
+ * Connect to a ManageSieve backend ("ip:port", "[v6]:port" or a unix socket
  * path), read its greeting up to the OK line (at most 16 KiB, within
  * timeoutMs in all), say LOGOUT, and return the capability lines (each ending
  * in CRLF, no OK line). Rejects with MailfrontError MF_BACKEND naming the server.

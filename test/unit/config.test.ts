@@ -186,15 +186,17 @@ describe('parseConfig: errors name FILE:LINE:COL and the key path', () => {
   it('bad addresses', () => {
     const text = MINIMAL.replace('["127.0.0.1:993"]', '["127.0.0.1:99999", "::1:993", "mail.example.com:993", "[::1]:993"]').replace(
       '["127.0.0.1:1143"]',
-      '["cyrus", "[::1]:0", "relative/sock"]',
+      '["cyrus", "[::1]:0", "relative/sock", "localhost:1143", "imap.internal:143"]',
     );
     expect(errorsOf(text)).toEqual([
       'test.yaml:6:14: listeners[0].listen[0]: "127.0.0.1:99999": port 99999 is out of range (0..65535)',
       'test.yaml:6:33: listeners[0].listen[1]: "::1:993": an IPv6 address needs brackets, as in "[::1]:993"',
       'test.yaml:6:44: listeners[0].listen[2]: "mail.example.com:993": "mail.example.com" is not an IPv4 address (host names are not accepted here)',
-      'test.yaml:10:15: backends.cyrus.servers[0]: "cyrus": expected "host:port", "[v6]:port" or an absolute unix socket path',
+      'test.yaml:10:15: backends.cyrus.servers[0]: "cyrus": expected "ip:port", "[v6]:port" or an absolute unix socket path',
       'test.yaml:10:24: backends.cyrus.servers[1]: "[::1]:0": port 0 is out of range (1..65535)',
-      'test.yaml:10:35: backends.cyrus.servers[2]: "relative/sock": expected "host:port", "[v6]:port" or an absolute unix socket path',
+      'test.yaml:10:35: backends.cyrus.servers[2]: "relative/sock": expected "ip:port", "[v6]:port" or an absolute unix socket path',
+      'test.yaml:10:52: backends.cyrus.servers[3]: "localhost:1143": host names are not resolved; write 127.0.0.1:1143, "[v6]:port" or a unix socket path',
+      'test.yaml:10:70: backends.cyrus.servers[4]: "imap.internal:143": host names are not resolved; write an IP address, e.g. 192.0.2.10:143, "[v6]:port" or a unix socket path',
     ]);
   });
 
