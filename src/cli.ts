@@ -1,0 +1,107 @@
+#!/usr/bin/env node
+// mailfront's command line: run, check, demo. Maps error codes to exit codes.
+import { parseArgs } from 'node:util';
+import { lookup } from './certs/index.js';
+import { exitCodes, MailfrontError } from './errors.js';
+import { createLogger } from './log.js';
+import { createProxy } from './native.js';
+import { prepare, Service, VERSION } from './service.js';
+
+const USAGE = `mailfront ${VERSION}: a TLS front door for mail servers (SNI certificates for IMAPS, POP3S, ManageSieve, IMAP and POP3 STARTTLS)
+
+Usage:
+  mailfront run   --config FILE   serve (SIGHUP reloads certificates, SIGTERM drains and stops)
+  mailfront check --config FILE   validate the configuration and every certificate; exit 0 when all is well
+  mailfront demo                  a local Cyrus IMAP with two demo domains behind mailfront (as root)
+  mailfront --version | --help
+
+Default config: /etc/mailfront/mailfront.yaml`;
+
+const DEFAULT_CONFIG = '/etc/mailfront/mailfront.yaml';
+
+async function run(configPath: string): Promise<void> {
+  const service = new Service({ configPath, signals: true });
+  await service.start();
+}
+
+/** Like `haproxy -c`: everything a start would check, then what each name is served. */
+async function check(configPath: string): Promise<number> {
+  const log = createLogger({ level: 'warn', destination: process.stderr });
+  const gen = await prepare(configPath, log);
+  // OpenSSL itself must accept every pair and the cipher strings.
+  const proxy = createProxy(1, () => {});
+  proxy.apply(gen.snapshot);
+  const out: string[] = [`configuration ${configPath}: ok`];
+  for (const l of gen.config.listeners) out.push(`listener ${l.name}: ${l.protocol} on ${l.listen.join(', ')} -> ${l.backend}`);
+  for (const r of gen.config.routes) out.push(`route ${r.sni}: ${Object.entries(r.backends).map(([l, b]) => `${l} -> ${b}`).join(', ')}`);
+  const names = new Set<string>();
+  for (const c of gen.certs.certificates) for (const n of c.names) names.add(n);
+  for (const name of [...names].sort()) {
+    const hit = lookup(gen.certs, name);
+    const detail = hit.certificates.map((c) => `${c.keyType} ${c.path} until ${c.notAfter.toISOString().slice(0, 10)}${c.expired ? ' EXPIRED' : ''}`);
+    out.push(`name ${name}: ${hit.match} -> ${detail.join('; ')}`);
+  }
+  out.push(`default (no SNI${gen.config.certificates.unknownSni === 'default' ? ', unknown names' : ''}): ${gen.certs.defaultName}`);
+  console.log(out.join('\n'));
+  const errors = gen.certs.problems.filter((p) => p.level === 'error');
+  if (errors.length > 0) {
+    console.error(`${errors.length} certificate error(s):\n${errors.map((p) => `  ${p.path}: ${p.message}`).join('\n')}`);
+    return exitCodes.MF_CERT_LOAD;
+  }
+  return 0;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      version: { type: 'boolean', short: 'V' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.version) {
+    console.log(VERSION);
+    return 0;
+  }
+  const command = positionals[0];
+  if (values.help || !command) {
+    console.log(USAGE);
+    return values.help ? 0 : 64;
+  }
+  const configPath = values.config ?? DEFAULT_CONFIG;
+  switch (command) {
+    case 'run':
+      await run(configPath);
+      return -1; // keep running
+    case 'check':
+      return check(configPath);
+    case 'demo': {
+      const { runDemo } = await import('./demo.js');
+      await runDemo();
+      return -1;
+    }
+    default:
+      console.error(`mailfront: unknown command "${command}"\n\n${USAGE}`);
+      return 64; // EX_USAGE
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exit(code);
+  },
+  (err: unknown) => {
+    if (err instanceof MailfrontError) {
+      console.error(`mailfront: ${err.message}`);
+      process.exit(exitCodes[err.code]);
+    }
+    if (err instanceof Error && 'code' in err && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      console.error(`mailfront: ${err.message}\n\n${USAGE}`);
+      process.exit(64);
+    }
+    console.error('mailfront: unexpected error:', err);
+    process.exit(70);
+  },
+);

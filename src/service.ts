@@ -1,0 +1,228 @@
+// The daemon's lifecycle: start -> ready -> reload (one at a time) -> drain -> stop.
+// The only module that installs signal handlers.
+import { createRequire } from 'node:module';
+import { loadCertificates, watchCertificates, type CertStore } from './certs/index.js';
+import { loadConfig } from './config/load.js';
+import type { Config } from './config/schema.js';
+import { MailfrontError } from './errors.js';
+import { probeSieveListeners } from './frontends/sieve-capabilities.js';
+import { child, createLogger, logNativeEvents, type Logger } from './log.js';
+import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from './metrics.js';
+import { createProxy, loadAddon, type BoundListener, type NativeProxy, type NativeSnapshot } from './native.js';
+import { buildSnapshot, nativeListeners } from './snapshot.js';
+import { createNotifier, listenFds, type Notifier } from './systemd.js';
+import { readTicketKeys } from './ticket-keys.js';
+
+const require = createRequire(import.meta.url);
+export const VERSION: string = (require('../package.json') as { version: string }).version;
+
+export interface ServiceOptions {
+  configPath: string;
+  /** Log destination (tests); stdout by default. */
+  logger?: Logger;
+  /** Install SIGHUP/SIGTERM/SIGINT handlers (the CLI does; tests may not). */
+  signals?: boolean;
+}
+
+/** Everything a snapshot is built from; reloads build a new one beside the old. */
+interface Generation {
+  config: Config;
+  certs: CertStore;
+  snapshot: NativeSnapshot;
+}
+
+/** Builds what a config file describes, without touching the data plane. */
+export async function prepare(configPath: string, log: Logger): Promise<Generation> {
+  const config = await loadConfig(configPath);
+  const certLog = child(log, 'certs');
+  const certs = await loadCertificates({
+    letsencrypt: [...config.certificates.letsencrypt],
+    pemDirs: [...config.certificates.pemDirs],
+    pairs: config.certificates.pairs.map((p) => ({ ...p })),
+    defaultName: config.certificates.default,
+  });
+  for (const p of certs.problems) certLog[p.level === 'warning' ? 'warn' : p.level]({ path: p.path }, p.message);
+  certLog.info(
+    { certificates: certs.certificates.length, contexts: certs.contexts.length, default: certs.defaultName, default_from: certs.defaultFrom },
+    'certificates loaded',
+  );
+  const sieve = await probeSieveListeners(config, Math.min(config.timeouts.connectMs, 3000));
+  for (const e of sieve.errors) child(log, 'sieve').warn({ err: e.message }, 'sieve backend not probed: using fallback capabilities');
+  const ticketKeys = config.tls.ticketKeys ? await readTicketKeys(config.tls.ticketKeys) : [];
+  return { config, certs, snapshot: buildSnapshot(config, certs, sieve.capabilities, ticketKeys) };
+}
+
+function sameListeners(a: Config, b: Config): boolean {
+  const shape = (c: Config) => JSON.stringify(c.listeners.map((l) => [l.name, l.protocol, l.listen]));
+  return shape(a) === shape(b) && a.workers === b.workers;
+}
+
+export class Service {
+  readonly log: Logger;
+  readonly metrics: Metrics;
+  bound: BoundListener[] = [];
+  #options: ServiceOptions;
+  #proxy?: NativeProxy;
+  #current?: Generation;
+  #metricsServer?: MetricsServer;
+  #notifier: Notifier;
+  #reloading?: Promise<boolean>;
+  #stopping?: Promise<void>;
+  #watcher?: { close(): void };
+  #signalHandlers: [NodeJS.Signals, () => void][] = [];
+
+  constructor(options: ServiceOptions) {
+    this.#options = options;
+    this.log = options.logger ?? createLogger();
+    this.#notifier = createNotifier(loadAddon().sdNotify);
+    this.metrics = createMetrics({ version: VERSION, opensslVersion: loadAddon().opensslVersion });
+  }
+
+  get config(): Config | undefined {
+    return this.#current?.config;
+  }
+
+  async start(): Promise<void> {
+    const log = child(this.log, 'service');
+    const gen = await prepare(this.#options.configPath, this.log);
+    this.log.level = gen.config.log.level;
+    const proxy = createProxy(gen.config.workers, (events) => {
+      logNativeEvents(child(this.log, 'conn'), events);
+      for (const e of events) if (e.kind === 'connection' && e.record) this.metrics.observeConnection(e.record);
+    });
+    try {
+      proxy.apply(gen.snapshot);
+    } catch (err) {
+      throw new MailfrontError('MF_NATIVE', (err as Error).message, { cause: err });
+    }
+    const fds = listenFds();
+    const listeners = nativeListeners(gen.config).map((l) => {
+      const adopted = fds.get(l.name);
+      return adopted ? { ...l, addresses: [], fds: adopted } : l;
+    });
+    try {
+      this.bound = proxy.start(listeners);
+    } catch (err) {
+      throw new MailfrontError('MF_LISTEN', (err as Error).message, { cause: err });
+    }
+    this.#proxy = proxy;
+    this.#current = gen;
+    this.metrics.setStatsSource(() => proxy.stats());
+    this.#publishCertificates(gen.certs);
+    this.metrics.reloaded('ok');
+    if (gen.config.metrics) {
+      this.#metricsServer = await startMetricsServer(gen.config.metrics.listen, this.metrics.registry, () => ({
+        ok: !!this.#proxy && !this.#stopping,
+        detail: { active: this.#proxy?.stats().active ?? 0 },
+      }));
+    }
+    if (gen.config.certificates.watch) this.#watch(gen.config);
+    if (this.#options.signals) this.#installSignals();
+    log.info(
+      {
+        version: VERSION,
+        openssl: loadAddon().opensslVersion,
+        workers: gen.config.workers,
+        listeners: this.bound,
+        metrics: this.#metricsServer?.address,
+      },
+      'mailfront ready',
+    );
+    this.#notifier.ready(`serving ${gen.certs.certificates.length} certificates`);
+    this.#notifier.startWatchdog({ healthy: () => !!this.#proxy });
+  }
+
+  /** Re-reads config and certificates and swaps them in; keeps the old ones on any failure. One at a time. */
+  reload(why: string): Promise<boolean> {
+    if (this.#reloading) return this.#reloading;
+    this.#reloading = this.#reload(why).finally(() => (this.#reloading = undefined));
+    return this.#reloading;
+  }
+
+  async #reload(why: string): Promise<boolean> {
+    const log = child(this.log, 'reload');
+    const proxy = this.#proxy;
+    const current = this.#current;
+    if (!proxy || !current || this.#stopping) return false;
+    this.#notifier.reloading();
+    const started = Date.now();
+    try {
+      const next = await prepare(this.#options.configPath, this.log);
+      if (!sameListeners(current.config, next.config))
+        log.warn('listeners or workers changed: restart mailfront to apply that part; the rest is applied now');
+      const snapshot = sameListeners(current.config, next.config)
+        ? next.snapshot
+        : { ...next.snapshot, listeners: current.snapshot.listeners };
+      proxy.apply(snapshot);
+      this.#current = { ...next, snapshot };
+      this.log.level = next.config.log.level;
+      this.#publishCertificates(next.certs);
+      this.metrics.reloaded('ok');
+      log.info({ why, ms: Date.now() - started, certificates: next.certs.certificates.length }, 'reloaded');
+      return true;
+    } catch (err) {
+      this.metrics.reloaded('failed');
+      log.error({ why, err: (err as Error).message, code: (err as MailfrontError).code }, 'reload failed: still serving the previous configuration');
+      return false;
+    } finally {
+      this.#notifier.ready();
+    }
+  }
+
+  /** Stops accepting, lets connections finish for up to timeouts.drain, then closes the rest. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  async #stop(): Promise<void> {
+    const log = child(this.log, 'service');
+    this.#notifier.stopping();
+    this.#notifier.stopWatchdog();
+    this.#watcher?.close();
+    for (const [sig, fn] of this.#signalHandlers) process.off(sig, fn);
+    const proxy = this.#proxy;
+    if (proxy) {
+      proxy.drain();
+      const deadline = Date.now() + (this.#current?.config.timeouts.drainMs ?? 0);
+      let active = proxy.stats().active;
+      if (active > 0) log.info({ active }, 'draining');
+      while (active > 0 && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        active = proxy.stats().active;
+      }
+      proxy.stop();
+      log.info({ closed: active }, 'stopped');
+    }
+    await this.#metricsServer?.close();
+    // Let the last batch of connection records reach the log.
+    await new Promise((r) => setImmediate(r));
+  }
+
+  #publishCertificates(certs: CertStore): void {
+    this.metrics.setCertificates(
+      certs.certificates.map((c) => ({ name: c.names[0] ?? '', keyType: c.keyType, notAfter: c.notAfter })),
+    );
+  }
+
+  #watch(config: Config): void {
+    const dirs = [...config.certificates.letsencrypt, ...config.certificates.pemDirs];
+    this.#watcher = watchCertificates(dirs, () => void this.reload('certificate files changed'), {
+      onError: (err, dir) => child(this.log, 'certs').warn({ dir, err: err.message }, 'cannot watch'),
+    });
+  }
+
+  #installSignals(): void {
+    const on = (sig: NodeJS.Signals, fn: () => void) => {
+      process.on(sig, fn);
+      this.#signalHandlers.push([sig, fn]);
+    };
+    on('SIGHUP', () => void this.reload('SIGHUP'));
+    const stop = (sig: string) => () => {
+      child(this.log, 'service').info({ signal: sig }, 'stopping');
+      void this.stop().then(() => process.exit(0));
+    };
+    on('SIGTERM', stop('SIGTERM'));
+    on('SIGINT', stop('SIGINT'));
+  }
+}
