@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The test command: build the addon and the TypeScript if needed, then every suite.
+# The test command (README): what the suites need, a fresh build, then every suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -f build/Release/mailfront.node ] || npx node-gyp rebuild
+bash scripts/install-deps.sh
+[ -d node_modules ] || npm ci
+[ -f build/Release/mailfront.node ] || npx node-gyp rebuild -j 2
 npx tsc -p tsconfig.json
 npx vitest run "$@"
