@@ -1,0 +1,352 @@
+// Shared helpers for the native data-plane tests: a hand-built NativeSnapshot
+// from throwaway certificates, a running Proxy with its events collected, fake
+// backends on node:net, TLS clients, and `openssl s_client` runs. Loopback and
+// port 0 only; every wait is bounded in time.
+import net from 'node:net';
+import tls from 'node:tls';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { createProxy, loadAddon } from '../../src/native.js';
+import type { ConnectionRecord, NativeEvent, NativeProxy, NativeSnapshot, Protocol } from '../../src/native.js';
+import { issue, makeCA } from '../helpers/pki.js';
+import type { CA, Issued } from '../helpers/pki.js';
+
+export interface Pki {
+  dir: string;
+  ca: CA;
+  rootPath: string;
+  /** default.example (served without SNI and for unknown names). */
+  def: Issued;
+  /** mail.a.example, a.example */
+  a: Issued;
+  /** mail.b.example */
+  b: Issued;
+  /** *.w.example */
+  w: Issued;
+  /** mail.a.example again, a second certificate (for apply() tests). */
+  a2: Issued;
+  cleanup(): void;
+}
+
+export function makePki(): Pki {
+  const dir = mkdtempSync(path.join(tmpdir(), 'mf-native-'));
+  const ca = makeCA(path.join(dir, 'ca'));
+  const rootPath = path.join(dir, 'root.pem');
+  writeFileSync(rootPath, ca.rootPem);
+  const def = issue(ca, { names: ['default.example'], dir: path.join(dir, 'def') });
+  const a = issue(ca, { names: ['mail.a.example', 'a.example'], dir: path.join(dir, 'a') });
+  const b = issue(ca, { names: ['mail.b.example'], dir: path.join(dir, 'b') });
+  const w = issue(ca, { names: ['*.w.example'], dir: path.join(dir, 'w') });
+  const a2 = issue(ca, { names: ['mail.a.example', 'second.a.example'], dir: path.join(dir, 'a2') });
+  return { dir, ca, rootPath, def, a, b, w, a2, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export const ALPN: Record<Protocol, string> = { imaps: 'imap', imap: 'imap', pop3s: 'pop3', pop3: 'pop3', managesieve: 'managesieve' };
+
+export const CAPS: Record<Protocol, string> = {
+  imaps: '',
+  pop3s: '',
+  imap: 'IMAP4rev1 STARTTLS LOGINDISABLED',
+  pop3: 'TOP\r\nUIDL\r\nSTLS\r\nPIPELINING\r\n',
+  managesieve: '"IMPLEMENTATION" "mailfront"\r\n"SIEVE" "fileinto"\r\n"STARTTLS"\r\n"VERSION" "1.0"\r\n',
+};
+
+export interface SnapshotOptions {
+  protocol?: Protocol;
+  /** Backend servers ("127.0.0.1:port"). */
+  servers: string[];
+  unknownSni?: 'default' | 'reject';
+  timeouts?: Partial<NativeSnapshot['timeouts']>;
+  limits?: Partial<NativeSnapshot['limits']>;
+  /** Replace the context for mail.a.example with pki.a2. */
+  useA2?: boolean;
+  ciphers?: string;
+  badKey?: boolean;
+}
+
+/** Contexts: 0 default, 1 a (or a2), 2 b, 3 wildcard. */
+export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
+  const protocol = o.protocol ?? 'imaps';
+  const pair = (i: Issued) => ({ certs: [{ chainPem: i.fullchainPem, keyPem: i.keyPem }] });
+  const aCert = o.useA2 ? pki.a2 : pki.a;
+  const contexts = [pair(pki.def), pair(aCert), pair(pki.b), pair(pki.w)];
+  if (o.badKey) contexts[2] = { certs: [{ chainPem: pki.b.fullchainPem, keyPem: pki.a.keyPem }] };
+  const exact: Record<string, number> = { 'default.example': 0, 'mail.b.example': 2 };
+  for (const n of aCert.names) exact[n] = 1;
+  return {
+    contexts,
+    exact,
+    wildcard: { 'w.example': 3 },
+    defaultContext: 0,
+    unknownSni: o.unknownSni ?? 'default',
+    tls: {
+      minVersion: 'TLSv1.2',
+      ciphers: o.ciphers ?? 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
+      ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
+      ticketKeys: [],
+    },
+    backends: [{ name: 'pool', servers: o.servers, proxyProtocol: 'off', balance: 'first' }],
+    listeners: [{ name: 'l0', protocol, backend: 0, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol] }],
+    timeouts: { handshakeMs: 5000, pretlsMs: 5000, connectMs: 2000, idleMs: 30_000, ...o.timeouts },
+    limits: { connections: 1000, perClient: 1000, lineBytes: 8192, ...o.limits },
+  };
+}
+
+export interface Running {
+  proxy: NativeProxy;
+  port: number;
+  events: NativeEvent[];
+  records(): ConnectionRecord[];
+  /** Wait for the n-th (1-based) connection record, bounded. */
+  waitRecords(n: number, ms?: number): Promise<ConnectionRecord[]>;
+  stop(): void;
+}
+
+export function startProxy(snapshot: NativeSnapshot, workers = 1): Running {
+  const events: NativeEvent[] = [];
+  const proxy = createProxy(workers, (batch) => events.push(...batch));
+  proxy.apply(snapshot);
+  const l = snapshot.listeners[0]!;
+  const bound = proxy.start([{ name: l.name, protocol: l.protocol, addresses: ['127.0.0.1:0'] }]);
+  const port = Number(bound[0]!.addresses[0]!.split(':').pop());
+  let stopped = false;
+  const records = () => events.filter((e) => e.kind === 'connection').map((e) => e.record!);
+  return {
+    proxy,
+    port,
+    events,
+    records,
+    async waitRecords(n, ms = 5000) {
+      await waitFor(() => records().length >= n, ms, `${n} connection record(s); have ${JSON.stringify(records())}`);
+      return records();
+    },
+    stop() {
+      if (!stopped) proxy.stop();
+      stopped = true;
+    },
+  };
+}
+
+export async function waitFor(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await sleep(10);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+// ---- fake backends ----
+
+export interface FakeBackend {
+  server: net.Server;
+  port: number;
+  address: string;
+  /** Everything each accepted connection sent, in order of acceptance. */
+  received: Buffer[][];
+  sockets: net.Socket[];
+  /** "ip:port" of each accepted connection's peer (the proxy's backend-side socket). */
+  peers: string[];
+  close(): Promise<void>;
+}
+
+/** A backend that writes <greeting> on accept and then runs <onConn> (if any). */
+export async function fakeBackend(
+  greeting: string,
+  onConn?: (s: net.Socket, index: number) => void,
+  opts: { halfOpen?: boolean } = {},
+): Promise<FakeBackend> {
+  const received: Buffer[][] = [];
+  const sockets: net.Socket[] = [];
+  const peers: string[] = [];
+  const server = net.createServer({ allowHalfOpen: true }, (s) => {
+    const i = received.length;
+    peers.push(`${s.remoteAddress}:${s.remotePort}`);
+    const chunks: Buffer[] = [];
+    received.push(chunks);
+    sockets.push(s);
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', () => {});
+    // Like a mail server: the client's FIN ends the session (unless the test answers after it).
+    if (!opts.halfOpen) s.on('end', () => s.end());
+    if (greeting) s.write(greeting);
+    onConn?.(s, i);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    server,
+    port,
+    address: `127.0.0.1:${port}`,
+    received,
+    sockets,
+    peers,
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+/** A loopback port with nothing listening (bound, then closed). */
+export async function deadPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
+// ---- clients ----
+
+export interface TlsClient {
+  socket: tls.TLSSocket;
+  /** The last session (ticket) the server sent. */
+  session(): Buffer | undefined;
+  /** All plaintext received so far. */
+  data(): string;
+  /** Resolves when the socket closed (with whether it saw an error). */
+  closed: Promise<{ error?: Error }>;
+  waitData(pred: (s: string) => boolean, ms?: number): Promise<string>;
+}
+
+export function wrapTls(socket: tls.TLSSocket): TlsClient {
+  const chunks: Buffer[] = [];
+  socket.on('data', (d: Buffer) => chunks.push(d));
+  let session: Buffer | undefined;
+  socket.on('session', (s: Buffer) => (session = s));
+  let error: Error | undefined;
+  socket.on('error', (e) => (error = e));
+  const closed = new Promise<{ error?: Error }>((r) => socket.on('close', () => r({ error })));
+  const data = () => Buffer.concat(chunks).toString('latin1');
+  return {
+    socket,
+    session: () => session,
+    data,
+    closed,
+    async waitData(pred, ms = 5000) {
+      await waitFor(() => pred(data()), ms, `client data; have ${JSON.stringify(data().slice(0, 500))}`);
+      return data();
+    },
+  };
+}
+
+export function tlsOptions(pki: Pki, servername?: string, extra: tls.ConnectionOptions = {}): tls.ConnectionOptions {
+  return {
+    ca: pki.ca.rootPem,
+    servername,
+    // Without SNI node still checks the name; check against what we expect instead.
+    checkServerIdentity: () => undefined,
+    ...extra,
+  };
+}
+
+/** Connect and finish the handshake (rejects on a handshake failure). */
+export function connectTls(port: number, opts: tls.ConnectionOptions, ms = 5000): Promise<TlsClient> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, ...opts });
+    const c = wrapTls(socket);
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error('TLS connect timed out'));
+    }, ms);
+    socket.once('secureConnect', () => {
+      clearTimeout(timer);
+      resolve(c);
+    });
+    socket.once('error', (e) => {
+      clearTimeout(timer);
+      reject(e);
+    });
+  });
+}
+
+/** The SAN of the certificate the server presented. */
+export function peerSan(c: TlsClient): string {
+  return c.socket.getPeerCertificate().subjectaltname ?? '';
+}
+
+export interface RawClient {
+  socket: net.Socket;
+  data(): string;
+  closed: Promise<void>;
+  waitData(pred: (s: string) => boolean, ms?: number): Promise<string>;
+}
+
+export async function connectRaw(port: number): Promise<RawClient> {
+  const socket = net.connect({ host: '127.0.0.1', port });
+  const chunks: Buffer[] = [];
+  socket.on('data', (d) => chunks.push(d));
+  socket.on('error', () => {});
+  const closed = new Promise<void>((r) => socket.on('close', () => r()));
+  await new Promise<void>((resolve, reject) => {
+    socket.once('connect', () => resolve());
+    socket.once('error', reject);
+  });
+  const data = () => Buffer.concat(chunks).toString('latin1');
+  return {
+    socket,
+    data,
+    closed,
+    async waitData(pred, ms = 5000) {
+      await waitFor(() => pred(data()), ms, `raw data; have ${JSON.stringify(data().slice(0, 500))}`);
+      return data();
+    },
+  };
+}
+
+/** Bounded wait for a promise. */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const t = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([p, t]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+// ---- openssl s_client ----
+
+export interface OpensslResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs `openssl s_client -connect 127.0.0.1:PORT ...args`, writes <input> to its
+ * stdin after <delayMs>, closes stdin, and kills it after <ms>.
+ */
+export function sClient(port: number, args: string[], input = '', opts: { delayMs?: number; ms?: number } = {}): Promise<OpensslResult> {
+  return new Promise((resolve) => {
+    const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d) => (stdout += d));
+    p.stderr.on('data', (d) => (stderr += d));
+    p.stdin.on('error', () => {});
+    const kill = setTimeout(() => p.kill('SIGKILL'), opts.ms ?? 5000);
+    setTimeout(() => {
+      if (input) p.stdin.write(input);
+      p.stdin.end();
+    }, opts.delayMs ?? 300);
+    p.on('close', (code) => {
+      clearTimeout(kill);
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+export function testDialog(protocol: Protocol, capabilities: string, chunks: string[], maxLine?: number): { output: string; next: string } {
+  const addon = loadAddon() as unknown as {
+    testDialog(p: string, c: string, ch: string[], m?: number): { output: string; next: string };
+  };
+  return addon.testDialog(protocol, capabilities, chunks, maxLine);
+}

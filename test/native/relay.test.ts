@@ -1,0 +1,204 @@
+// imaps relay: greeting, large transfers both ways with a slow reader, the
+// connection record, half-closes both ways, unavailable backends and failover.
+import { createHash, randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildSnapshot, connectTls, deadPort, fakeBackend, makePki, sleep, startProxy, waitFor, within } from './harness.js';
+import type { Pki } from './harness.js';
+
+let pki: Pki;
+beforeAll(() => {
+  pki = makePki();
+});
+afterAll(() => pki?.cleanup());
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+const GREETING = '* OK [CAPABILITY IMAP4rev1] backend ready\r\n';
+
+describe('relay', () => {
+  it('moves 8 MiB each way intact with a slow reader, and records it', async () => {
+    const SIZE = 8 * 1024 * 1024;
+    const up = randomBytes(SIZE);
+    const down = randomBytes(SIZE);
+    // The backend greets, sends 8 MiB, reads 8 MiB, then closes.
+    const backend = await fakeBackend(GREETING, (s) => {
+      s.write(down);
+      let got = 0;
+      s.on('data', (d) => {
+        got += d.length;
+        if (got >= SIZE) s.end();
+      });
+    });
+    const px = startProxy(buildSnapshot(pki, { servers: [backend.address] }));
+    try {
+      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+      const clientPort = c.socket.localPort;
+      // Slow reader: pause for a while so the proxy has to hold back the backend.
+      c.socket.pause();
+      c.socket.write(up);
+      await sleep(300);
+      c.socket.resume();
+      const { error } = await within(c.closed, 20_000, 'transfer');
+      expect(error).toBeUndefined();
+      const got = Buffer.from(c.data(), 'latin1');
+      expect(got.length).toBe(GREETING.length + SIZE);
+      expect(got.subarray(0, GREETING.length).toString()).toBe(GREETING);
+      expect(sha(got.subarray(GREETING.length))).toBe(sha(down));
+      expect(sha(Buffer.concat(backend.received[0]!))).toBe(sha(up));
+
+      const [rec] = await px.waitRecords(1);
+      expect(rec!.bytesIn).toBe(SIZE);
+      expect(rec!.bytesOut).toBe(GREETING.length + SIZE);
+      expect(rec!.sni).toBe('mail.a.example');
+      expect(rec!.tlsVersion).toBe('TLSv1.3');
+      expect(rec!.cipher).toMatch(/^TLS_/);
+      expect(rec!.backend).toBe(backend.address);
+      expect(rec!.pool).toBe('pool');
+      expect(rec!.backendLocal).toBe(backend.peers[0]);
+      expect(rec!.client).toBe(`127.0.0.1:${clientPort}`);
+      expect(rec!.reason).toBe('backend_closed');
+      expect(rec!.protocol).toBe('imaps');
+      expect(rec!.listener).toBe('l0');
+      expect(rec!.durationMs).toBeGreaterThan(0);
+      expect(rec!.handshakeMs).toBeGreaterThan(0);
+
+      const st = px.proxy.stats();
+      expect(st.workers).toBe(1);
+      expect(st.active).toBe(0);
+      const l = st.listeners[0]!;
+      expect(l.accepted).toBe(1);
+      expect(l.handshakes).toBe(1);
+      expect(l.bytesIn).toBe(SIZE);
+      expect(l.bytesOut).toBe(GREETING.length + SIZE);
+      expect(l.active).toBe(0);
+    } finally {
+      px.stop();
+      await backend.close();
+    }
+  }, 30_000);
+
+  it('half-close: the client ends (close_notify) and still gets the whole reply', async () => {
+    const reply = Buffer.alloc(300_000, 'r');
+    const backend = await fakeBackend(
+      GREETING,
+      (s) => {
+        // Answer only after the client's FIN, then close.
+        s.on('end', () => {
+          s.write(reply);
+          s.end('* BYE done\r\n');
+        });
+      },
+      { halfOpen: true },
+    );
+    const px = startProxy(buildSnapshot(pki, { servers: [backend.address] }));
+    try {
+      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.b.example', allowHalfOpen: true });
+      await c.waitData((d) => d.includes('backend ready'));
+      c.socket.end('a1 LOGOUT\r\n');
+      const { error } = await within(c.closed, 5000, 'close');
+      expect(error).toBeUndefined();
+      expect(c.data()).toBe(GREETING + reply.toString() + '* BYE done\r\n');
+      expect(Buffer.concat(backend.received[0]!).toString()).toBe('a1 LOGOUT\r\n');
+      const [rec] = await px.waitRecords(1);
+      expect(rec!.reason).toBe('client_closed');
+      expect(rec!.bytesIn).toBe(11);
+      expect(rec!.bytesOut).toBe(GREETING.length + reply.length + 12);
+    } finally {
+      px.stop();
+      await backend.close();
+    }
+  });
+
+  it('the backend closing: the client gets everything, then the close', async () => {
+    const backend = await fakeBackend(GREETING, (s) => {
+      s.on('data', (d) => {
+        if (d.toString().includes('LOGOUT')) s.end('* BYE bye\r\na1 OK LOGOUT completed\r\n');
+      });
+    });
+    const px = startProxy(buildSnapshot(pki, { servers: [backend.address] }));
+    try {
+      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.b.example' });
+      await c.waitData((d) => d.includes('backend ready'));
+      c.socket.write('a1 LOGOUT\r\n');
+      const { error } = await within(c.closed, 5000, 'close');
+      expect(error).toBeUndefined();
+      expect(c.data()).toBe(GREETING + '* BYE bye\r\na1 OK LOGOUT completed\r\n');
+      const [rec] = await px.waitRecords(1);
+      expect(rec!.reason).toBe('backend_closed');
+    } finally {
+      px.stop();
+      await backend.close();
+    }
+  });
+});
+
+describe('backend unavailable', () => {
+  it('finishes the handshake, says * BYE [UNAVAILABLE] and closes', async () => {
+    const port = await deadPort();
+    const px = startProxy(buildSnapshot(pki, { servers: [`127.0.0.1:${port}`] }));
+    try {
+      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+      const { error } = await within(c.closed, 5000, 'close');
+      expect(error).toBeUndefined();
+      expect(c.data()).toMatch(/^\* BYE \[UNAVAILABLE\] .+\r\n$/);
+      const [rec] = await px.waitRecords(1);
+      expect(rec!.reason).toBe('backend_unavailable');
+      expect(rec!.backend).toBe('');
+      expect(rec!.pool).toBe('pool');
+      expect(rec!.sni).toBe('mail.a.example');
+      expect(px.proxy.stats().listeners[0]!.backendFailures).toBe(1);
+    } finally {
+      px.stop();
+    }
+  });
+
+  it('pop3s says -ERR [SYS/TEMP]', async () => {
+    const port = await deadPort();
+    const px = startProxy(buildSnapshot(pki, { protocol: 'pop3s', servers: [`127.0.0.1:${port}`] }));
+    try {
+      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+      await within(c.closed, 5000, 'close');
+      expect(c.data()).toMatch(/^-ERR \[SYS\/TEMP\] .+\r\n$/);
+    } finally {
+      px.stop();
+    }
+  });
+
+  it('tries the next server of the pool when the first refuses', async () => {
+    const dead = await deadPort();
+    const backend = await fakeBackend(GREETING);
+    const px = startProxy(buildSnapshot(pki, { servers: [`127.0.0.1:${dead}`, backend.address] }));
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+        await c.waitData((d) => d.includes('backend ready'));
+        c.socket.end();
+        await within(c.closed, 3000, 'close');
+      }
+      const recs = await px.waitRecords(3);
+      for (const r of recs) {
+        expect(r.backend).toBe(backend.address);
+        expect(r.reason).toBe('client_closed');
+      }
+      expect(backend.received.length).toBe(3);
+    } finally {
+      px.stop();
+      await backend.close();
+    }
+  });
+
+  it('with every server refusing, gives up with the goodbye', async () => {
+    const d1 = await deadPort();
+    const d2 = await deadPort();
+    const px = startProxy(buildSnapshot(pki, { servers: [`127.0.0.1:${d1}`, `127.0.0.1:${d2}`] }));
+    try {
+      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+      await within(c.closed, 5000, 'close');
+      expect(c.data()).toMatch(/^\* BYE \[UNAVAILABLE\]/);
+      const [rec] = await px.waitRecords(1);
+      expect(rec!.reason).toBe('backend_unavailable');
+      await waitFor(() => px.proxy.stats().active === 0, 2000, 'inactive');
+    } finally {
+      px.stop();
+    }
+  });
+});

@@ -1,0 +1,173 @@
+// imaps: the certificate chosen by SNI (exact, wildcard, unknown, none, IP
+// literal, reject), ALPN (ALPACA), TLS policy (TLSv1.1 refused), resumption.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  buildSnapshot,
+  connectTls,
+  fakeBackend,
+  makePki,
+  peerSan,
+  sClient,
+  startProxy,
+  within,
+} from './harness.js';
+import type { FakeBackend, Pki, Running } from './harness.js';
+import type tls from 'node:tls';
+
+let pki: Pki;
+let backend: FakeBackend;
+let px: Running;
+
+beforeAll(async () => {
+  pki = makePki();
+  backend = await fakeBackend('* OK [CAPABILITY IMAP4rev1] backend ready\r\n');
+  px = startProxy(buildSnapshot(pki, { servers: [backend.address] }));
+});
+
+afterAll(async () => {
+  px?.stop();
+  await backend?.close();
+  pki?.cleanup();
+});
+
+async function sanFor(servername: string | undefined, r: Running = px): Promise<string> {
+  const c = await connectTls(r.port, { ca: pki.ca.rootPem, servername, checkServerIdentity: () => undefined });
+  const san = peerSan(c);
+  // The relay works too: the backend greeting arrives.
+  await c.waitData((d) => d.includes('backend ready'));
+  c.socket.end();
+  await within(c.closed, 3000, 'close');
+  return san;
+}
+
+describe('imaps certificate selection', () => {
+  it('picks the exact certificate for two different names', async () => {
+    expect(await sanFor('mail.a.example')).toBe('DNS:mail.a.example, DNS:a.example');
+    expect(await sanFor('mail.b.example')).toBe('DNS:mail.b.example');
+    expect(await sanFor('A.Example.')).toBe('DNS:mail.a.example, DNS:a.example');
+  });
+
+  it('verifies the chain against the root with the hostname checked', async () => {
+    const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.b.example' });
+    expect(c.socket.authorized).toBe(true);
+    c.socket.destroy();
+  });
+
+  it('uses the wildcard context for one label, not two', async () => {
+    expect(await sanFor('imap.w.example')).toBe('DNS:*.w.example');
+    expect(await sanFor('x.imap.w.example')).toBe('DNS:default.example');
+  });
+
+  it('serves the default for an unknown name and for no SNI', async () => {
+    expect(await sanFor('nobody.example')).toBe('DNS:default.example');
+    expect(await sanFor(undefined)).toBe('DNS:default.example');
+    const recs = await px.waitRecords(1);
+    expect(recs.some((r) => r.sni === 'nobody.example' && r.reason !== 'sni_rejected')).toBe(true);
+  });
+
+  it('treats an IP literal SNI as unknown: default certificate, no error', async () => {
+    const r = await sClient(px.port, ['-servername', '127.0.0.1', '-CAfile', pki.rootPath], 'a1 NOOP\n');
+    expect(r.stdout).toContain('subject=CN = default.example');
+    expect(r.stdout).toContain('backend ready');
+    expect(r.stdout).toContain('Verify return code: 0 (ok)');
+  });
+});
+
+describe('unknownSni: reject', () => {
+  let strict: Running;
+  beforeAll(() => {
+    strict = startProxy(buildSnapshot(pki, { servers: [backend.address], unknownSni: 'reject' }));
+  });
+  afterAll(() => strict?.stop());
+
+  it('refuses an unknown name with unrecognized_name and records sni_rejected', async () => {
+    const err = await connectTls(strict.port, { ca: pki.ca.rootPem, servername: 'nobody.example' }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(err).not.toBeNull();
+    expect(String(err?.message)).toMatch(/unrecognized name|alert number 112/i);
+    const recs = await strict.waitRecords(1);
+    expect(recs[0]!.reason).toBe('sni_rejected');
+    expect(recs[0]!.sni).toBe('nobody.example');
+    expect(strict.proxy.stats().listeners[0]!.handshakeFailures).toBe(1);
+  });
+
+  it('still serves known names and clients without SNI', async () => {
+    expect(await sanFor('mail.b.example', strict)).toBe('DNS:mail.b.example');
+    expect(await sanFor(undefined, strict)).toBe('DNS:default.example');
+  });
+});
+
+describe('ALPN (ALPACA)', () => {
+  it('accepts "imap" and selects it', async () => {
+    const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example', ALPNProtocols: ['imap'] });
+    expect(c.socket.alpnProtocol).toBe('imap');
+    c.socket.destroy();
+  });
+
+  it('accepts a client that offers none', async () => {
+    const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+    expect(c.socket.alpnProtocol).toBe(false);
+    c.socket.destroy();
+  });
+
+  it('refuses a client that offers only http/1.1 with no_application_protocol', async () => {
+    const before = px.records().length;
+    const err = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example', ALPNProtocols: ['http/1.1'] }).then(
+      () => null,
+      (e: Error) => e,
+    );
+    expect(String(err?.message)).toMatch(/no application protocol|alert number 120/i);
+    const recs = await px.waitRecords(before + 1);
+    expect(recs.at(-1)!.reason).toBe('alpn_rejected');
+  });
+});
+
+describe('TLS policy', () => {
+  it('refuses TLSv1.1', async () => {
+    const r = await sClient(px.port, ['-tls1_1', '-servername', 'mail.a.example'], '', { delayMs: 500 });
+    expect(r.stdout + r.stderr).not.toContain('backend ready');
+    expect(r.stdout + r.stderr).toMatch(/alert|no protocols available|wrong version|unsupported protocol/i);
+  });
+
+  it('negotiates TLSv1.3 and records version and cipher', async () => {
+    const before = px.records().length;
+    const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+    await c.waitData((d) => d.includes('backend ready'));
+    expect(c.socket.getProtocol()).toBe('TLSv1.3');
+    const cipher = c.socket.getCipher().standardName;
+    c.socket.end();
+    const recs = await px.waitRecords(before + 1);
+    const rec = recs.at(-1)!;
+    expect(rec.tlsVersion).toBe('TLSv1.3');
+    expect(rec.cipher).toBe(cipher);
+    expect(rec.sni).toBe('mail.a.example');
+  });
+
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    it(`resumes a session with a ticket (${version}), also across apply()`, async () => {
+      const opts = { ca: pki.ca.rootPem, servername: 'mail.a.example', minVersion: version, maxVersion: version } as tls.ConnectionOptions;
+      const first = await connectTls(px.port, opts);
+      await first.waitData((d) => d.includes('backend ready'));
+      const session = first.session();
+      expect(session).toBeDefined();
+      first.socket.end();
+      await within(first.closed, 3000, 'close');
+
+      const second = await connectTls(px.port, { ...opts, session });
+      expect(second.socket.isSessionReused()).toBe(true);
+      await second.waitData((d) => d.includes('backend ready'));
+      second.socket.end();
+      await within(second.closed, 3000, 'close');
+
+      px.proxy.apply(buildSnapshot(pki, { servers: [backend.address] }));
+      const third = await connectTls(px.port, { ...opts, session });
+      expect(third.socket.isSessionReused()).toBe(true);
+      third.socket.end();
+      await within(third.closed, 3000, 'close');
+      const before = px.proxy.stats().listeners[0]!.resumed;
+      expect(before).toBeGreaterThanOrEqual(2);
+    });
+  }
+});
