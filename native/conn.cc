@@ -12,7 +12,9 @@
 #include <cstring>
 
 #include "engine.h"
+#include "greeting.h"
 #include "proxy_header.h"
+#include "sni.h"
 #include "tls.h"
 
 namespace mf {
@@ -25,32 +27,6 @@ constexpr size_t kMaxPlainOut = 64 * 1024;
 constexpr uint32_t kMaxGreeting = kChunk;
 
 const char* tls_version_name(const SSL* ssl) { return SSL_get_version(ssl); }
-
-// SNI as sent, lowercased, without a trailing dot; false when it cannot be a
-// DNS name (bad characters, over-long, an IP literal as RFC 6066 3 forbids).
-bool normalize_sni(const char* raw, std::string& out) {
-  if (!raw) return false;
-  size_t n = strnlen(raw, 256);
-  if (n == 0 || n > 254) return false;
-  if (raw[n - 1] == '.') n--;
-  if (n == 0 || n > 253) return false;
-  out.resize(n);
-  bool all_digits_dots = true;
-  for (size_t i = 0; i < n; i++) {
-    char c = char(std::tolower(static_cast<unsigned char>(raw[i])));
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) return false;
-    if (!((c >= '0' && c <= '9') || c == '.')) all_digits_dots = false;
-    out[i] = c;
-  }
-  return !all_digits_dots;
-}
-
-bool starts_with_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (size_t i = 0; i < prefix.size(); i++)
-    if (std::toupper(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
-  return true;
-}
 
 double ms_between(int64_t from_us, int64_t to_us) { return from_us && to_us >= from_us ? double(to_us - from_us) / 1000.0 : 0; }
 
@@ -338,26 +314,16 @@ void Conn::backend_unavailable(const std::string& why) {
 // backend's, without STARTTLS. A refusal (BYE, -ERR, NO) passes unchanged.
 bool Conn::filter_backend_greeting() {
   std::string_view data(b2c_.head(), b2c_.len);
+  bool complete = false;
   if (greeting_ == Greeting::Swallow) {
-    size_t nl = data.find('\n');
-    if (nl == std::string_view::npos) return false;
-    if (starts_with_ci(data, "* OK") || starts_with_ci(data, "+OK")) b2c_.consume(uint32_t(nl + 1), w_.pool);
+    size_t drop = swallow_greeting_len(data, complete);
+    if (!complete) return false;
+    if (drop) b2c_.consume(uint32_t(drop), w_.pool);
     greeting_ = Greeting::None;
     return true;
   }
-  std::string kept;
-  size_t pos = 0;
-  for (;;) {
-    size_t nl = data.find('\n', pos);
-    if (nl == std::string_view::npos) return false;
-    std::string_view line = data.substr(pos, nl + 1 - pos);
-    pos = nl + 1;
-    std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
-    bool last = starts_with_ci(bare, "OK") || starts_with_ci(bare, "NO") || starts_with_ci(bare, "BYE");
-    if (!(bare.size() == 10 && starts_with_ci(bare, "\"STARTTLS\""))) kept.append(line);
-    if (last) break;
-  }
-  kept.append(data.substr(pos));
+  std::string kept = strip_sieve_starttls(data, complete);
+  if (!complete) return false;
   b2c_.len = 0;
   b2c_.off = 0;
   memcpy(b2c_.data, kept.data(), kept.size());
