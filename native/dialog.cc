@@ -87,7 +87,9 @@ PreTlsDialog::Next PreTlsDialog::feed(std::string_view data, std::string& out) {
     std::string_view line(line_);
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     bool sync = false;
-    int64_t lit = trailing_literal(line, sync);
+    // POP3 has no literals: "USER {5+}" is an ordinary (refused) command, and
+    // the next line is a command of its own, not literal octets.
+    int64_t lit = family(proto_) == ProtoFamily::Pop3 ? -1 : trailing_literal(line, sync);
     if (lit >= 0) {
       if (uint64_t(lit) > kMaxLiteral) {
         out += goodbye(proto_, "", "Literal too large before STARTTLS");
