@@ -286,20 +286,20 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
       std::string name = str(l, "name");
       Napi::Array addrs = Napi::Array::New(env);
       Napi::Array fds = arr(l, "fds");
-      auto add = [&](int fd, const std::string& label) {
+      auto add = [&](int fd, bool adopted) {
         SockAddr local;
         local.len = sizeof local.ss;
         getsockname(fd, local.sa(), &local.len);
         std::string text = format_addr(local);
         addrs.Set(addrs.Length(), text);
-        sockets.push_back({Fd(fd), int(i), label.empty() ? text : label});
+        sockets.push_back({Fd(fd), int(i), text, adopted});
       };
       for (uint32_t j = 0; j < fds.Length(); j++) {
         int fd = int(fds.Get(j).As<Napi::Number>().Int32Value());
         // Adopted from systemd: make it ours (non-blocking, not inherited by children).
         fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
         fcntl(fd, F_SETFD, FD_CLOEXEC);
-        add(fd, "");
+        add(fd, true);
       }
       Napi::Array text = arr(l, "addresses");
       for (uint32_t j = 0; j < text.Length(); j++) {
@@ -313,7 +313,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
           e.ThrowAsJavaScriptException();
           return env.Undefined();
         }
-        add(fd, "");
+        add(fd, false);
       }
       Napi::Object b = Napi::Object::New(env);
       b.Set("name", name);

@@ -25,6 +25,7 @@ struct ListenSocket {
   Fd fd;
   int listener;  // index into the snapshot's listener policies
   std::string address;
+  bool adopted = false;  // from systemd: its backlog must survive us (a restart takes it over)
 };
 
 class Worker {

@@ -205,6 +205,10 @@ void Engine::start(std::vector<ListenSocket> socks) {
 
 void Engine::drain() {
   accepting.store(false);
+  // Leave the LISTEN state at once: new clients are refused instead of waiting
+  // in a backlog nobody accepts from. The fds stay open until stop().
+  for (auto& s : sockets)
+    if (!s.adopted) ::shutdown(s.fd.get(), SHUT_RDWR);
   for (auto& w : workers) w->wake();
 }
 

@@ -1,0 +1,226 @@
+// `mailfront run` as a daemon: the sd_notify protocol on a real NOTIFY_SOCKET,
+// socket activation through systemd-socket-activate, /metrics matching the
+// connections made, and a SIGTERM drain that lets an open transfer finish.
+// The backend is a small greeting/echo server: Cyrus is covered in test/e2e.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import tls from 'node:tls';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { issue, makeCA, makeLetsEncryptTree, type CA } from '../../src/pki.js';
+
+const CLI = path.resolve(__dirname, '../../dist/cli.js');
+let tmp: string;
+let ca: CA;
+let backend: net.Server;
+let backendPort: number;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function writeConfig(name: string, imapsListen: string[], metricsPort: number): string {
+  const file = path.join(tmp, `${name}.yaml`);
+  writeFileSync(
+    file,
+    `certificates: {letsencrypt: [${path.join(tmp, 'le')}], default: mail.example.com}
+listeners:
+  - {name: imaps, protocol: imaps, listen: [${imapsListen.map((a) => `"${a}"`).join(', ')}], backend: be}
+backends:
+  be: {servers: ["127.0.0.1:${backendPort}"]}
+timeouts: {drain: 5s}
+workers: 1
+metrics: {listen: "127.0.0.1:${metricsPort}"}
+`,
+  );
+  return file;
+}
+
+interface Daemon {
+  child: ChildProcess;
+  lines: string[];
+  waitFor(re: RegExp, ms?: number): Promise<string>;
+  exited: Promise<number | null>;
+}
+
+function launch(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Daemon {
+  const child = spawn(cmd, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  const waiters: { re: RegExp; resolve: (l: string) => void }[] = [];
+  const onData = (d: Buffer) => {
+    for (const line of String(d).split('\n').filter(Boolean)) {
+      lines.push(line);
+      for (const w of [...waiters]) if (w.re.test(line)) (waiters.splice(waiters.indexOf(w), 1), w.resolve(line));
+    }
+  };
+  child.stdout!.on('data', onData);
+  child.stderr!.on('data', onData);
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    lines,
+    exited,
+    waitFor(re, ms = 15_000) {
+      const hit = lines.find((l) => re.test(l));
+      if (hit) return Promise.resolve(hit);
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timed out waiting for ${re}; output:\n${lines.join('\n')}`)), ms);
+        waiters.push({ re, resolve: (l) => (clearTimeout(t), resolve(l)) });
+      });
+    },
+  };
+}
+
+/** TLS to the imaps listener; resolves with the greeting and the open socket. */
+function connect(port: number, servername = 'mail.example.com'): Promise<{ socket: tls.TLSSocket; greeting: string }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca: ca.rootPem }, () => {
+      socket.once('data', (d) => resolve({ socket, greeting: String(d) }));
+    });
+    socket.once('error', reject);
+  });
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync('/tmp/mf-daemon-');
+  ca = makeCA(path.join(tmp, 'ca'));
+  makeLetsEncryptTree(path.join(tmp, 'le'), {
+    lineage: issue(ca, { names: ['mail.example.com'], dir: path.join(tmp, 'leaf') }),
+  });
+  // Greets like an IMAP server; "SEND n" streams n bytes of a known pattern, slowly.
+  backend = net.createServer((s) => {
+    s.write('* OK test backend ready\r\n');
+    s.on('data', (d) => {
+      const m = /^SEND (\d+)/.exec(String(d));
+      if (!m) return void s.write(d);
+      let left = Number(m[1]);
+      const chunk = Buffer.alloc(64 * 1024, 'x');
+      const tick = setInterval(() => {
+        const n = Math.min(left, chunk.length);
+        s.write(chunk.subarray(0, n));
+        left -= n;
+        if (left === 0) clearInterval(tick);
+      }, 20);
+      s.on('close', () => clearInterval(tick));
+    });
+  });
+  await new Promise<void>((r) => backend.listen(0, '127.0.0.1', () => r()));
+  backendPort = (backend.address() as net.AddressInfo).port;
+});
+
+afterAll(async () => {
+  await new Promise((r) => backend.close(r));
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('mailfront run', () => {
+  it('speaks sd_notify on a real NOTIFY_SOCKET: READY, RELOADING with MONOTONIC_USEC, READY, STOPPING', async () => {
+    const sock = path.join(tmp, 'notify.sock');
+    // A datagram listener, like systemd's: python3 prints each message as one JSON line.
+    const listener = launch('python3', [
+      '-u',
+      '-c',
+      `import socket,json,sys
+s=socket.socket(socket.AF_UNIX,socket.SOCK_DGRAM); s.bind(sys.argv[1]); print(json.dumps("LISTENING"))
+while True:
+  print(json.dumps(s.recv(4096).decode()))`,
+      sock,
+    ]);
+    await listener.waitFor(/LISTENING/);
+    const port = await freePort();
+    const d = launch('node', [CLI, 'run', '--config', writeConfig('notify', [`127.0.0.1:${port}`], await freePort())], {
+      NOTIFY_SOCKET: sock,
+    });
+    try {
+      await d.waitFor(/mailfront ready/);
+      await listener.waitFor(/READY=1/);
+      d.child.kill('SIGHUP');
+      const reloading = await listener.waitFor(/RELOADING=1/);
+      expect(reloading).toMatch(/MONOTONIC_USEC=\d+/);
+      await d.waitFor(/"msg":"reloaded"/);
+      // The reload ends with a second READY=1, after the RELOADING=1.
+      await listener.waitFor(/RELOADING=1[^]*$/);
+      const deadline = Date.now() + 5000;
+      const after = () => listener.lines.slice(listener.lines.findIndex((l) => l.includes('RELOADING=1')));
+      while (!after().some((l) => l.includes('READY=1')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(after().filter((l) => l.includes('READY=1'))).toHaveLength(1);
+      d.child.kill('SIGTERM');
+      await listener.waitFor(/STOPPING=1/);
+      expect(await d.exited).toBe(0);
+    } finally {
+      d.child.kill('SIGKILL');
+      listener.child.kill('SIGKILL');
+    }
+  });
+
+  it('serves sockets passed by systemd-socket-activate (LISTEN_FDS, LISTEN_FDNAMES)', async () => {
+    const port = await freePort();
+    // The config's own address is not bound: the fd named "imaps" is used instead.
+    const config = writeConfig('activate', ['127.0.0.1:1'], await freePort());
+    const d = launch('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '--fdname=imaps', 'node', CLI, 'run', '--config', config]);
+    try {
+      // systemd-socket-activate starts the service on the first connection.
+      await d.waitFor(/Listening on/);
+      const { socket, greeting } = await connect(port);
+      expect(greeting).toBe('* OK test backend ready\r\n');
+      expect(socket.getPeerCertificate().subjectaltname).toBe('DNS:mail.example.com');
+      socket.end();
+      const ready = await d.waitFor(/mailfront ready/);
+      expect(ready).toContain(`127.0.0.1:${port}`);
+    } finally {
+      d.child.kill('SIGTERM');
+      await d.exited;
+    }
+  });
+
+  it('/metrics counts the connections made, and a SIGTERM drain lets an open transfer finish', async () => {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const d = launch('node', [CLI, 'run', '--config', writeConfig('drain', [`127.0.0.1:${port}`], metricsPort)]);
+    try {
+      await d.waitFor(/mailfront ready/);
+      for (let i = 0; i < 3; i++) {
+        const { socket } = await connect(port);
+        await new Promise<void>((r) => socket.end(r));
+      }
+      await d.waitFor(/"msg":"connection closed"/);
+      const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+      expect(text).toMatch(/^mailfront_connections_accepted_total\{listener="imaps"\} 3$/m);
+      expect(text).toMatch(/^mailfront_tls_handshakes_total\{listener="imaps"\} 3$/m);
+      expect((await fetch(`http://127.0.0.1:${metricsPort}/healthz`)).status).toBe(200);
+
+      // A 2 MiB transfer streamed slowly (~1.5 s) is in flight when SIGTERM arrives.
+      const size = 2 * 1024 * 1024;
+      const { socket } = await connect(port);
+      const hash = createHash('sha256');
+      let received = 0;
+      const done = new Promise<void>((resolve) => {
+        socket.on('data', (b: Buffer) => {
+          hash.update(b);
+          received += b.length;
+          if (received >= size) resolve();
+        });
+      });
+      socket.write(`SEND ${size}\r\n`);
+      await new Promise((r) => setTimeout(r, 200));
+      d.child.kill('SIGTERM');
+      await d.waitFor(/"msg":"draining"/);
+      // New connections are refused while draining.
+      await expect(connect(port)).rejects.toThrow();
+      await done;
+      expect(received).toBe(size);
+      expect(hash.digest('hex')).toBe(createHash('sha256').update(Buffer.alloc(size, 'x')).digest('hex'));
+      socket.end();
+      expect(await d.exited).toBe(0);
+    } finally {
+      d.child.kill('SIGKILL');
+    }
+  });
+});
