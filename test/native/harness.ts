@@ -322,20 +322,34 @@ export interface OpensslResult {
 
 /**
  * Runs `openssl s_client -connect 127.0.0.1:PORT ...args`, writes <input> to its
- * stdin after <delayMs>, closes stdin, and kills it after <ms>.
+ * stdin after <delayMs>, closes stdin at once (or, with <until>, once stdout
+ * matches it), and kills it after <ms>.
  */
-export function sClient(port: number, args: string[], input = '', opts: { delayMs?: number; ms?: number } = {}): Promise<OpensslResult> {
+export function sClient(
+  port: number,
+  args: string[],
+  input = '',
+  opts: { delayMs?: number; ms?: number; until?: RegExp } = {},
+): Promise<OpensslResult> {
   return new Promise((resolve) => {
     const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${port}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
+    let ended = false;
+    const endStdin = () => {
+      if (!ended) p.stdin.end();
+      ended = true;
+    };
+    p.stdout.on('data', (d) => {
+      stdout += d;
+      if (opts.until && opts.until.test(stdout)) endStdin();
+    });
     p.stderr.on('data', (d) => (stderr += d));
     p.stdin.on('error', () => {});
     const kill = setTimeout(() => p.kill('SIGKILL'), opts.ms ?? 5000);
     setTimeout(() => {
-      if (input) p.stdin.write(input);
-      p.stdin.end();
+      if (input && !ended) p.stdin.write(input);
+      if (!opts.until) endStdin();
     }, opts.delayMs ?? 300);
     p.on('close', (code) => {
       clearTimeout(kill);
