@@ -4,7 +4,7 @@
 // STARTTLS command injection (CVE-2011-0411) never reaches the backend.
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, connectRaw, fakeBackend, makePki, sClient, startProxy, within, wrapTls } from './harness.js';
+import { buildSnapshot, connectRaw, fakeBackend, makePki, sClient, startProxy, waitFor, within, wrapTls } from './harness.js';
 import type { FakeBackend, Pki, Running } from './harness.js';
 import type { Protocol } from '../../src/native.js';
 
@@ -97,6 +97,7 @@ for (const protocol of ['imap', 'pop3', 'managesieve'] as const) {
 
     it('after the handshake: greeting swallowed (imap, pop3) or capabilities without STARTTLS (sieve)', async () => {
       const raw = await connectRaw(px.port);
+      const clientPort = raw.socket.localPort;
       const starttls = protocol === 'imap' ? 'a0 STARTTLS\r\n' : protocol === 'pop3' ? 'STLS\r\n' : 'STARTTLS\r\n';
       const ok = protocol === 'imap' ? 'a0 OK' : protocol === 'pop3' ? '+OK Begin' : 'OK "Begin';
       await raw.waitData((d) => /ready/.test(d));
@@ -121,8 +122,9 @@ for (const protocol of ['imap', 'pop3', 'managesieve'] as const) {
       }
       t.end();
       await within(c.closed, 3000, 'close');
-      const recs = await px.waitRecords(1);
-      const rec = recs.at(-1)!;
+      const mine = () => px.records().find((r) => r.client === `127.0.0.1:${clientPort}`);
+      await waitFor(() => mine() !== undefined, 3000, 'record');
+      const rec = mine()!;
       expect(rec.protocol).toBe(protocol);
       expect(rec.sni).toBe('mail.a.example');
       expect(rec.reason).toBe('client_closed');
