@@ -91,7 +91,7 @@ export interface Mailfront {
   signal(sig: NodeJS.Signals): void;
   /** Resolves when the process has exited. */
   exited: Promise<Exit>;
-  /** SIGTERM, then waits up to timeoutMs for the exit (SIGKILL and reject past that). */
+  /** SIGTERM (unless signal('SIGTERM') sent it already), then waits up to timeoutMs for the exit (SIGKILL and reject past that). */
   stop(timeoutMs?: number): Promise<Exit>;
   /** SIGKILL if still running (cleanup in afterAll). */
   kill(): Promise<void>;
@@ -156,6 +156,7 @@ export async function startMailfront(configYaml: string, opts: StartMailfrontOpt
   child.stderr!.setEncoding('utf8');
   child.stderr!.on('data', (d: string) => (stderr += d));
   let done = false;
+  let termSent = false;
   const exited = new Promise<Exit>((resolve) => {
     child.once('exit', (code, signal) => {
       done = true;
@@ -213,11 +214,14 @@ export async function startMailfront(configYaml: string, opts: StartMailfrontOpt
     stderr: () => stderr,
     waitForLog,
     signal: (sig) => {
+      if (sig === 'SIGTERM') termSent = true;
       if (!done) child.kill(sig);
     },
     exited,
     async stop(timeoutMs = 15_000) {
-      if (!done) child.kill('SIGTERM');
+      // One SIGTERM only: mailfront drops its handlers while draining, so a second one kills it.
+      if (!done && !termSent) child.kill('SIGTERM');
+      termSent = true;
       const timer = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), timeoutMs).unref());
       const r = await Promise.race([exited, timer]);
       if (r === 'timeout') {
