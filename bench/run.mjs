@@ -1,0 +1,545 @@
+#!/usr/bin/env node
+// `npm run bench`: mailfront against HAProxy, stunnel, nginx and plain Node, per proxy CPU-second.
+// Method: /work/shared/BENCHMARKS.md (proxy on CPU 0, load generator + backend on CPU 1, peers
+// interleaved per repetition, medians with min-max). See bench/README.md.
+//
+//   node bench/run.mjs [--quick] [--peers mailfront,haproxy,...] [--scenarios full,resumed,...] [--reps N]
+//   BENCH_QUICK=1 npm run bench      (~1 minute smoke run)
+import { execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const BENCH = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.dirname(BENCH);
+const WORK = path.join(BENCH, 'work');
+const BIN = path.join(WORK, 'bin');
+const PKI = path.join(WORK, 'pki');
+const CONF = path.join(WORK, 'conf');
+const LOGS = path.join(WORK, 'logs');
+const NAMES = 100;
+const SNI_FMT = 'mail.d%02d.bench.test';
+const nameOf = (i) => `mail.d${String(i).padStart(2, '0')}.bench.test`;
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: process.env.BENCH_QUICK === '1' },
+    peers: { type: 'string', default: process.env.BENCH_PEERS ?? 'mailfront,haproxy,stunnel,nginx,node' },
+    scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? 'full,resumed,bulk,rtt,idle,reload' },
+    reps: { type: 'string', default: process.env.BENCH_REPS },
+    idle: { type: 'string', default: process.env.BENCH_IDLE },
+    out: { type: 'string', default: process.env.BENCH_OUT ?? path.join(BENCH, 'RESULTS.md') },
+  },
+});
+const QUICK = args.quick;
+const P = {
+  reps: Number(args.reps ?? (QUICK ? 1 : 3)),
+  hsSeconds: QUICK ? 2 : 6,
+  bulkSeconds: QUICK ? 2 : 6,
+  rttCount: QUICK ? 1000 : 5000,
+  idleConns: (args.idle ?? (QUICK ? '1000' : '5000')).split(',').map(Number),
+  reloadSeconds: QUICK ? 6 : 12,
+  reloadRate: 200,
+  reloads: QUICK ? 5 : 10,
+};
+const PEERS = args.peers.split(',');
+const SCEN = new Set(args.scenarios.split(','));
+const CPU_SCENARIOS = ['full', 'resumed', 'bulk', 'rtt'].filter((s) => SCEN.has(s));
+
+// Ports: backend echo / discard; each peer listens on base (echo) and base+1 (discard).
+const BACKEND_ECHO = 24001;
+const BACKEND_SINK = 24002;
+const PORTS = { mailfront: 24101, haproxy: 24201, stunnel: 24301, nginx: 24401, node: 24501 };
+
+const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+for (const d of [WORK, CONF, LOGS]) fs.mkdirSync(d, { recursive: true });
+
+// ---------------------------------------------------------------- processes
+
+const NOFILE = 200000;
+/** Spawns `cmd` pinned to `cpu` with a raised fd limit; the returned pid is the program's own (exec). */
+function start(name, cpu, cmd, argv, opts = {}) {
+  const out = fs.openSync(path.join(LOGS, `${name}.log`), 'a');
+  const quoted = [cmd, ...argv].map((s) => `'${String(s).replace(/'/g, `'\\''`)}'`).join(' ');
+  const child = spawn('bash', ['-c', `ulimit -Hn ${NOFILE} 2>/dev/null; ulimit -n ${NOFILE} 2>/dev/null || ulimit -n $(ulimit -Hn); exec taskset -c ${cpu} ${quoted}`], {
+    cwd: opts.cwd ?? ROOT,
+    stdio: ['pipe', opts.pipeStdout ? 'pipe' : out, out],
+    env: { ...process.env, ...(opts.env ?? {}) },
+  });
+  child.on('exit', () => fs.closeSync(out));
+  child.name = name;
+  return child;
+}
+
+async function stop(child, sig = 'SIGTERM') {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise((r) => child.once('exit', r));
+  child.kill(sig);
+  const t = setTimeout(() => child.kill('SIGKILL'), 5000);
+  await done;
+  clearTimeout(t);
+}
+
+function waitPort(port, ms = 20000) {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const attempt = () => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(); });
+      s.once('error', () => {
+        s.destroy();
+        if (Date.now() > deadline) reject(new Error(`port ${port} not listening after ${ms} ms`));
+        else setTimeout(attempt, 100);
+      });
+    };
+    attempt();
+  });
+}
+
+/** utime+stime of the whole process (all threads, live and exited), in seconds. */
+function cpuSeconds(pid) {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
+}
+function rssKiB(pid) {
+  const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
+  return Number(m[1]);
+}
+/** Waits until the proxy stops burning CPU (tail of the relay, closes), bounded. */
+async function quiesce(pid) {
+  let last = cpuSeconds(pid);
+  for (let i = 0, still = 0; i < 30 && still < 2; i++) {
+    await sleep(100);
+    const c = cpuSeconds(pid);
+    still = c === last ? still + 1 : 0;
+    last = c;
+  }
+  return last;
+}
+
+/** Runs the load generator on CPU 1. onReady runs at its {"event":"ready"} line (then it gets "go"). */
+function loadgen(argv, onReady) {
+  const child = start('loadgen', 1, path.join(BIN, 'loadgen'), [...argv, '--sync'], { pipeStdout: true });
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const events = [];
+    child.stdout.on('data', async (d) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        let ev;
+        try { ev = JSON.parse(line); } catch { continue; }
+        events.push(ev);
+        if (ev.event === 'ready') {
+          try { if (onReady) await onReady(ev); } catch (e) { reject(e); }
+          child.stdin.write('go\n');
+        }
+      }
+    });
+    const killer = setTimeout(() => child.kill('SIGKILL'), 15 * 60 * 1000);
+    child.on('exit', (code) => {
+      clearTimeout(killer);
+      const done = events.find((e) => e.event === 'done');
+      if (!done) reject(new Error(`loadgen ${argv.join(' ')} exited ${code} without a result (see ${LOGS}/loadgen.log)`));
+      else resolve({ ...done, events });
+    });
+  });
+}
+
+// ---------------------------------------------------------------- certificates
+
+async function ensurePki() {
+  const marker = path.join(PKI, 'done');
+  if (fs.existsSync(marker)) return;
+  log(`making a throwaway CA and ${NAMES} ECDSA P-256 certificates in ${PKI} (once, cached)`);
+  fs.rmSync(PKI, { recursive: true, force: true });
+  const { makeCA, issue, makeLetsEncryptTree } = await import(path.join(ROOT, 'dist', 'pki.js'));
+  const ca = makeCA(path.join(PKI, 'ca'), { name: 'mailfront bench' });
+  const lineages = {};
+  fs.mkdirSync(path.join(PKI, 'pems'), { recursive: true });
+  for (let i = 0; i < NAMES; i++) {
+    const name = nameOf(i);
+    const leaf = issue(ca, { names: [name], dir: path.join(PKI, 'leaves', name) });
+    lineages[name] = leaf;
+    fs.writeFileSync(path.join(PKI, 'pems', `${name}.pem`), leaf.combinedPem, { mode: 0o600 });
+  }
+  makeLetsEncryptTree(path.join(PKI, 'le'), lineages);
+  fs.writeFileSync(marker, new Date().toISOString() + '\n');
+}
+
+// ---------------------------------------------------------------- peers
+
+const pems = () => path.join(PKI, 'pems');
+const pemOf = (i) => path.join(pems(), `${nameOf(i)}.pem`);
+
+const peers = {
+  mailfront: {
+    label: 'mailfront (workers: 1)',
+    start(port, { logLevel = 'warn' } = {}) {
+      const cfg = path.join(CONF, 'mailfront.yaml');
+      fs.writeFileSync(cfg, [
+        'certificates:',
+        `  letsencrypt: [${path.join(PKI, 'le')}]`,
+        `  default: ${nameOf(0)}`,
+        'listeners:',
+        `  - {name: echo, protocol: imaps, listen: ["127.0.0.1:${port}"], backend: echo}`,
+        `  - {name: sink, protocol: imaps, listen: ["127.0.0.1:${port + 1}"], backend: sink}`,
+        'backends:',
+        `  echo: {servers: ["127.0.0.1:${BACKEND_ECHO}"]}`,
+        `  sink: {servers: ["127.0.0.1:${BACKEND_SINK}"]}`,
+        'limits: {connections: 200000, per_client: 200000}',
+        'timeouts: {drain: 1s}',
+        'workers: 1',
+        'metrics: false',
+        `log: {level: ${logLevel}}`,
+        '',
+      ].join('\n'));
+      return start('mailfront', 0, process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'run', '--config', cfg]);
+    },
+  },
+  haproxy: {
+    label: 'HAProxy (mode tcp, crt dir, nbthread 1)',
+    start(port) {
+      const cfg = path.join(CONF, 'haproxy.cfg');
+      fs.writeFileSync(cfg, [
+        'global', '  nbthread 1', '  maxconn 9000',
+        'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 30m', '  timeout server 30m',
+        'frontend fe_echo', `  bind 127.0.0.1:${port} ssl crt ${pems()}/`, '  default_backend be_echo',
+        'frontend fe_sink', `  bind 127.0.0.1:${port + 1} ssl crt ${pems()}/`, '  default_backend be_sink',
+        'backend be_echo', `  server s1 127.0.0.1:${BACKEND_ECHO}`,
+        'backend be_sink', `  server s1 127.0.0.1:${BACKEND_SINK}`, '',
+      ].join('\n'));
+      return start('haproxy', 0, 'haproxy', ['-db', '-f', cfg]);
+    },
+  },
+  stunnel: {
+    label: 'stunnel (thread per connection)',
+    start(port) {
+      const cfg = path.join(CONF, 'stunnel.conf');
+      const lines = ['foreground = yes', 'pid =', 'syslog = no', 'debug = 3'];
+      for (const [svc, p, b] of [['echo', port, BACKEND_ECHO], ['sink', port + 1, BACKEND_SINK]]) {
+        lines.push(`[${svc}]`, `accept = 127.0.0.1:${p}`, `connect = 127.0.0.1:${b}`, `cert = ${pemOf(0)}`);
+        for (let i = 0; i < NAMES; i++)
+          lines.push(`[${svc}-${i}]`, `sni = ${svc}:${nameOf(i)}`, `connect = 127.0.0.1:${b}`, `cert = ${pemOf(i)}`);
+      }
+      fs.writeFileSync(cfg, lines.join('\n') + '\n');
+      return start('stunnel', 0, 'stunnel4', [cfg]);
+    },
+  },
+  nginx: {
+    label: 'nginx stream (ssl_certificate $ssl_server_name)',
+    start(port) {
+      const dir = path.join(CONF, 'nginx');
+      fs.mkdirSync(dir, { recursive: true });
+      const cfg = path.join(dir, 'nginx.conf');
+      fs.writeFileSync(cfg, [
+        'load_module /usr/lib/nginx/modules/ngx_stream_module.so;',
+        'daemon off;', 'master_process off;', 'worker_processes 1;', `pid ${dir}/nginx.pid;`,
+        `error_log ${LOGS}/nginx.log error;`, 'worker_rlimit_nofile 20000;',
+        'events { worker_connections 19000; }',
+        'stream {',
+        `  ssl_certificate ${pems()}/$ssl_server_name.pem;`,
+        `  ssl_certificate_key ${pems()}/$ssl_server_name.pem;`,
+        `  server { listen 127.0.0.1:${port} ssl; proxy_pass 127.0.0.1:${BACKEND_ECHO}; }`,
+        `  server { listen 127.0.0.1:${port + 1} ssl; proxy_pass 127.0.0.1:${BACKEND_SINK}; }`,
+        '}', '',
+      ].join('\n'));
+      return start('nginx', 0, 'nginx', ['-e', 'stderr', '-p', dir, '-c', cfg]);
+    },
+  },
+  node: {
+    label: `Node ${process.version} (tls.createServer + SNICallback + pipe)`,
+    start(port) {
+      return start('node-proxy', 0, process.execPath, [path.join(BENCH, 'node-proxy.mjs'), '--pems', pems(), '--default', nameOf(0),
+        '--listen', `${port}:${BACKEND_ECHO}`, '--listen', `${port + 1}:${BACKEND_SINK}`]);
+    },
+  },
+};
+
+async function startPeer(name, opts) {
+  const port = PORTS[name];
+  const child = peers[name].start(port, opts);
+  const exited = new Promise((_, rej) => child.once('exit', (c) => rej(new Error(`${name} exited (${c}) at start: see ${LOGS}`))));
+  await Promise.race([Promise.all([waitPort(port), waitPort(port + 1)]), exited]);
+  // Check the chain and the names once (full verification against the root), then warm up.
+  const check = await loadgen(['--port', port, '--mode', 'full', '-c', 8, '-n', 200, '-t', 20, '--ca', path.join(PKI, 'ca', 'root.pem')]);
+  if (check.failures > 0 || check.ok !== 200) throw new Error(`${name}: certificate check failed: ${JSON.stringify(check.first_errors)}`);
+  return { name, child, pid: child.pid, port, check };
+}
+
+// ---------------------------------------------------------------- scenarios
+
+async function cpuRun(peer, argv, onReady) {
+  let c0 = 0;
+  const res = await loadgen(argv, async (ev) => {
+    c0 = await quiesce(peer.pid);
+    if (onReady) await onReady(ev);
+  });
+  const c1 = await quiesce(peer.pid);
+  return { ...res, cpu: c1 - c0 };
+}
+
+const scenarios = {
+  async full(peer) {
+    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'full', '-c', 32, '-t', P.hsSeconds]);
+    return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, cipher: r.cipher, errors: r.first_errors, p99_ms: r.conn_us.p99 / 1000 };
+  },
+  async resumed(peer) {
+    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', '-c', 32, '-t', P.hsSeconds]);
+    return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, resumedShare: r.ok ? r.resumed / r.ok : 0, errors: r.first_errors };
+  },
+  async bulk(peer) {
+    const r = await cpuRun(peer, ['--port', peer.port + 1, '--mode', 'bulk', '-c', 4, '-t', P.bulkSeconds]);
+    return { value: r.bytes / 1e6 / r.cpu, raw: r.mb_per_s, cpu: r.cpu, failures: r.failures, cipher: r.cipher, errors: r.first_errors };
+  },
+  async rtt(peer) {
+    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'rtt', '-n', P.rttCount, '-t', 20]);
+    return { value: r.rtt_us.p50, p99: r.rtt_us.p99, cpu: r.cpu, failures: r.failures, errors: r.first_errors };
+  },
+};
+
+async function idleMemory(name, n) {
+  const peer = await startPeer(name);
+  try {
+    // startPeer already made 200 full handshakes; a few hundred more, then let it settle.
+    await loadgen(['--port', peer.port, '--mode', 'full', '-c', 16, '-n', 300, '-t', 20]);
+    await quiesce(peer.pid);
+    await sleep(500);
+    const before = rssKiB(peer.pid);
+    let after = 0;
+    const r = await loadgen(['--port', peer.port, '--mode', 'idle', '-c', 64, '-n', n, '-t', 180, '--conn-timeout', 30], async () => {
+      await quiesce(peer.pid);
+      await sleep(500);
+      after = rssKiB(peer.pid);
+    });
+    const ready = r.events.find((e) => e.event === 'ready') ?? {};
+    const established = (ready.ok ?? 0) - (ready.failures ?? 0) >= 0 ? ready.ok ?? 0 : 0;
+    return {
+      n, before, after, established, failures: r.failures, errors: r.first_errors,
+      value: established > 0 ? (after - before) / established : NaN,
+    };
+  } finally {
+    await stop(peer.child);
+  }
+}
+
+async function reloadUnderLoad() {
+  const peer = await startPeer('mailfront', { logLevel: 'info' });
+  const logFile = path.join(LOGS, 'mailfront.log');
+  const offset = fs.statSync(logFile).size;
+  const timers = [];
+  let sent = 0;
+  try {
+    const r = await loadgen(['--port', peer.port, '--mode', 'full', '-c', 64, '--rate', P.reloadRate, '-t', P.reloadSeconds], async () => {
+      const every = ((P.reloadSeconds - 2) * 1000) / P.reloads;
+      for (let i = 0; i < P.reloads; i++)
+        timers.push(setTimeout(() => { try { process.kill(peer.pid, 'SIGHUP'); sent++; } catch {} }, 1000 + i * every));
+    });
+    const text = fs.readFileSync(logFile, 'utf8').slice(offset);
+    const reloaded = (text.match(/"msg":"reloaded"/g) ?? []).length;
+    const failedReloads = (text.match(/reload failed/g) ?? []).length;
+    return { attempted: r.started, ok: r.ok, failures: r.failures, kinds: r.failure_kinds, errors: r.first_errors, sighups: sent, reloaded, failedReloads, rate: r.rate };
+  } finally {
+    timers.forEach(clearTimeout);
+    await stop(peer.child);
+  }
+}
+
+// ---------------------------------------------------------------- report
+
+const median = (a) => { const s = [...a].sort((x, y) => x - y); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const fmt = (v, d = 0) => (Number.isFinite(v) ? v.toLocaleString('en-US', { minimumFractionDigits: d, maximumFractionDigits: d }) : '–');
+function cell(runs, key = 'value', d = 0) {
+  const v = (runs ?? []).map((r) => r[key]).filter(Number.isFinite);
+  if (!v.length) return '–';
+  if (v.length === 1) return fmt(v[0], d);
+  return `${fmt(median(v), d)} (${fmt(Math.min(...v), d)}-${fmt(Math.max(...v), d)})`;
+}
+const med = (runs, key = 'value') => { const v = (runs ?? []).map((r) => r[key]).filter(Number.isFinite); return v.length ? median(v) : NaN; };
+
+function sh(cmd, argv) {
+  try { return execFileSync('bash', ['-c', '"$@" 2>&1', '-', cmd, ...argv], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim(); }
+  catch (e) { return `${e.stdout ?? ''}${e.stderr ?? ''}`.trim(); }
+}
+function versions() {
+  const lscpu = sh('lscpu', []);
+  return {
+    cpu: (lscpu.match(/Model name:\s+(.*)/) ?? [])[1] ?? '?',
+    cpus: os.cpus().length,
+    memGiB: (os.totalmem() / 2 ** 30).toFixed(1),
+    kernel: os.release(),
+    debian: fs.existsSync('/etc/debian_version') ? fs.readFileSync('/etc/debian_version', 'utf8').trim() : '?',
+    node: process.version,
+    nodeOpenssl: process.versions.openssl,
+    libssl3: sh('dpkg-query', ['-W', '-f=${Version}', 'libssl3']),
+    haproxy: sh('haproxy', ['-v']).split('\n')[0],
+    stunnel: sh('stunnel4', ['-version']).split('\n').find((l) => l.startsWith('stunnel')) ?? '?',
+    nginx: sh('nginx', ['-v']),
+    mailfront: `${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}${sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'native', 'src']) ? ' (+ uncommitted native/src changes)' : ''}`,
+  };
+}
+
+function report(results, idle, reload, meta) {
+  const v = versions();
+  const out = [];
+  out.push('# mailfront benchmark results', '');
+  out.push(`Generated by \`${meta.command}\` on ${meta.date} in ${meta.minutes.toFixed(1)} min${QUICK ? ' (**BENCH_QUICK smoke run: short runs, 1 repetition; not figures to quote**)' : ''}.`, '');
+  out.push(`- Machine: ${v.cpu}, ${v.cpus} CPUs, ${v.memGiB} GiB, Linux ${v.kernel}, Debian ${v.debian}; shared with other work, so absolute rates are noisy: quote the ratios.`);
+  out.push(`- mailfront ${v.mailfront}, Node ${v.node} (OpenSSL ${v.nodeOpenssl} inside Node), \`workers: 1\`, log level warn, default TLS settings.`);
+  out.push(`- ${v.haproxy}; ${v.stunnel}; ${v.nginx}; Debian libssl3 ${v.libssl3}.`);
+  out.push(`- Method: /work/shared/BENCHMARKS.md. Proxy pinned to CPU 0, bench/loadgen + bench/backend to CPU 1, 127.0.0.1 only. ` +
+    `Rates are divided by the proxy's CPU time (utime+stime of the whole process from /proc/PID/stat, before/after each run). ` +
+    `${P.reps} repetition(s), peers interleaved (each repetition: each peer started fresh, every scenario); median (min-max).`);
+  out.push(`- Client: TLS 1.3 only, X25519 only, OpenSSL's default client cipher order, SNI rotating over ${NAMES} names, each leaf checked against the SNI (X509_check_host); ` +
+    `every peer start is also checked with full chain verification (200 handshakes). full/resumed: 32 concurrent, ${P.hsSeconds} s, read the greeting through the proxy, close_notify, close. ` +
+    `bulk: 4 connections writing 16 KiB records for ${P.bulkSeconds} s to a discarding backend. RTT: one connection, ${P.rttCount} \`aNNN NOOP\` round trips.`);
+  out.push('');
+  out.push('## Per proxy CPU-second', '');
+  out.push('| peer | full hs / CPU-s | resumed hs / CPU-s | bulk MB / CPU-s | RTT p50 µs | RTT p99 µs | KiB per idle conn |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- |');
+  const idleN = P.idleConns[0];
+  for (const name of PEERS) {
+    const r = results[name] ?? {};
+    const im = idle[`${name}:${idleN}`];
+    out.push(`| ${peers[name].label} | ${cell(r.full)} | ${cell(r.resumed)} | ${cell(r.bulk)} | ${cell(r.rtt, 'value', 1)} | ${cell(r.rtt, 'p99', 1)} | ${im ? fmt(im.value, 1) : '–'} |`);
+  }
+  out.push('');
+  if (PEERS.includes('mailfront') && PEERS.length > 1) {
+    out.push('## mailfront relative to each peer (medians)', '');
+    out.push('Per CPU-second columns: mailfront ÷ peer (above 1 = mailfront does more per CPU-second). RTT and memory: mailfront ÷ peer (below 1 = mailfront is lower, i.e. better).', '');
+    out.push('| vs | full hs | resumed hs | bulk | RTT p50 | RTT p99 | KiB per idle conn |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- |');
+    const m = results.mailfront ?? {};
+    const mi = idle[`mailfront:${idleN}`];
+    for (const name of PEERS.filter((p) => p !== 'mailfront')) {
+      const r = results[name] ?? {};
+      const pi = idle[`${name}:${idleN}`];
+      const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${fmt(a / b, 2)}×` : '–');
+      out.push(`| ${name} | ${ratio(med(m.full), med(r.full))} | ${ratio(med(m.resumed), med(r.resumed))} | ${ratio(med(m.bulk), med(r.bulk))} | ` +
+        `${ratio(med(m.rtt), med(r.rtt))} | ${ratio(med(m.rtt, 'p99'), med(r.rtt, 'p99'))} | ${ratio(mi?.value, pi?.value)} |`);
+    }
+    out.push('');
+    out.push('Target (issue): mailfront ≥ 1.3× HAProxy full handshakes per CPU-second.', '');
+  }
+  out.push('## Details', '');
+  out.push('Raw rates are the client core\'s limit as much as the proxy\'s (one OpenSSL client core does about 600 full handshakes/s); they are shown only to judge load and noise.', '');
+  out.push('| peer | full hs/s raw | resumed hs/s raw | resumed share | bulk MB/s raw | proxy CPU in full run (s) | failures (all runs) | cipher negotiated |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const name of PEERS) {
+    const r = results[name] ?? {};
+    const all = Object.values(r).flat();
+    const fails = all.reduce((s, x) => s + (x.failures ?? 0), 0);
+    const cipher = [...new Set(all.map((x) => x.cipher).filter(Boolean))].join(', ');
+    out.push(`| ${name} | ${cell(r.full, 'raw')} | ${cell(r.resumed, 'raw')} | ${cell(r.resumed, 'resumedShare', 2)} | ${cell(r.bulk, 'raw')} | ${cell(r.full, 'cpu', 2)} | ${fails} | ${cipher || '–'} |`);
+  }
+  out.push('');
+  if (Object.keys(idle).length) {
+    out.push('### Idle memory', '');
+    out.push('Fresh proxy, 200 verified + 300 warm-up handshakes, RSS sampled, then N connections that completed the handshake (and read the greeting) held idle, RSS sampled again.', '');
+    out.push('| peer | N | established | RSS before KiB | RSS with N KiB | KiB per conn | failures |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- |');
+    for (const [k, im] of Object.entries(idle))
+      out.push(`| ${k.split(':')[0]} | ${fmt(im.n)} | ${fmt(im.established)} | ${fmt(im.before)} | ${fmt(im.after)} | ${fmt(im.value, 1)} | ${im.failures}${im.failures ? ` ${JSON.stringify(im.errors)}` : ''} |`);
+    out.push('');
+  }
+  if (reload) {
+    out.push('### Reload under load (mailfront)', '');
+    out.push(`New connections at ${P.reloadRate}/s for ${P.reloadSeconds} s (full handshake + greeting each), ${P.reloads} SIGHUPs spread over the run, log level info.`, '');
+    out.push(`- connections attempted ${reload.attempted}, completed ${reload.ok}, **failed ${reload.failures}**${reload.failures ? ` (${JSON.stringify(reload.kinds)} ${JSON.stringify(reload.errors)})` : ''}`);
+    out.push(`- SIGHUPs sent ${reload.sighups}; "reloaded" log lines ${reload.reloaded} (reloads that overlap coalesce); failed reloads ${reload.failedReloads}`);
+    out.push('');
+  }
+  const errs = [];
+  for (const name of PEERS) for (const [s, runs] of Object.entries(results[name] ?? {})) for (const r of runs) if (r.failures) errs.push(`- ${name} ${s}: ${r.failures} failures ${JSON.stringify(r.errors)}`);
+  for (const e of meta.errors) errs.push(`- ${e}`);
+  if (errs.length) out.push('### Failures and errors', '', ...errs, '');
+  out.push('Raw per-run figures: bench/work/results.json (not committed).', '');
+  return out.join('\n');
+}
+
+// ---------------------------------------------------------------- main
+
+const children = new Set();
+async function main() {
+  const t0 = Date.now();
+  log(`building bench/loadgen and bench/backend; ${QUICK ? 'QUICK smoke run' : 'full run'}; peers ${PEERS.join(', ')}; scenarios ${[...SCEN].join(', ')}`);
+  execFileSync('make', ['-s', '-C', BENCH], { stdio: 'inherit' });
+  if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js')) || !fs.readdirSync(path.join(ROOT, 'build', 'Release')).some((f) => f.endsWith('.node')))
+    throw new Error('mailfront is not built: npx node-gyp rebuild -j 2 && npx tsc -p tsconfig.json');
+  await ensurePki();
+  const echo = start('backend-echo', 1, path.join(BIN, 'backend'), ['--port', BACKEND_ECHO, '--max-seconds', 1800]);
+  const sink = start('backend-sink', 1, path.join(BIN, 'backend'), ['--port', BACKEND_SINK, '--discard', '--max-seconds', 1800]);
+  children.add(echo).add(sink);
+  await Promise.all([waitPort(BACKEND_ECHO), waitPort(BACKEND_SINK)]);
+
+  const results = {};
+  const idle = {};
+  const errors = [];
+  let reload;
+  for (let rep = 0; rep < P.reps && CPU_SCENARIOS.length; rep++) {
+    const order = PEERS.map((_, i) => PEERS[(i + rep) % PEERS.length]);
+    for (const name of order) {
+      let peer;
+      try {
+        peer = await startPeer(name);
+        children.add(peer.child);
+        for (const s of CPU_SCENARIOS) {
+          const r = await scenarios[s](peer);
+          ((results[name] ??= {})[s] ??= []).push(r);
+          log(`rep ${rep + 1}/${P.reps} ${name.padEnd(9)} ${s.padEnd(7)} ${s === 'rtt' ? `p50 ${fmt(r.value, 1)} µs p99 ${fmt(r.p99, 1)} µs` : `${fmt(r.value)} per CPU-s (raw ${fmt(r.raw)}/s, cpu ${r.cpu.toFixed(2)} s)`}${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
+        }
+      } catch (e) {
+        errors.push(`rep ${rep + 1} ${name}: ${e.message}`);
+        log(`ERROR ${name}: ${e.message}`);
+      } finally {
+        if (peer) { await stop(peer.child); children.delete(peer.child); }
+      }
+    }
+  }
+  if (SCEN.has('idle'))
+    for (const n of P.idleConns)
+      for (const name of PEERS) {
+        try {
+          const r = await idleMemory(name, n);
+          idle[`${name}:${n}`] = r;
+          log(`idle ${name.padEnd(9)} ${n}: ${fmt(r.value, 1)} KiB/conn (RSS ${r.before} -> ${r.after} KiB, ${r.established} established${r.failures ? `, FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''})`);
+        } catch (e) {
+          errors.push(`idle ${name} ${n}: ${e.message}`);
+          log(`ERROR idle ${name}: ${e.message}`);
+        }
+      }
+  if (SCEN.has('reload') && PEERS.includes('mailfront')) {
+    try {
+      reload = await reloadUnderLoad();
+      log(`reload: ${reload.failures} failed of ${reload.attempted}; ${reload.sighups} SIGHUPs, ${reload.reloaded} reloads logged`);
+    } catch (e) {
+      errors.push(`reload: ${e.message}`);
+      log(`ERROR reload: ${e.message}`);
+    }
+  }
+  for (const c of children) await stop(c);
+  const meta = {
+    command: `${QUICK ? 'BENCH_QUICK=1 ' : ''}npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`,
+    date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
+    minutes: (Date.now() - t0) / 60000,
+    errors,
+  };
+  fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ P, results, idle, reload, meta }, null, 1));
+  const md = report(results, idle, reload, meta);
+  fs.writeFileSync(args.out, md);
+  console.log(md);
+  log(`wrote ${args.out} in ${meta.minutes.toFixed(1)} min`);
+}
+
+const cleanup = () => { for (const c of children) try { c.kill('SIGKILL'); } catch {} };
+process.on('SIGINT', () => { cleanup(); process.exit(130); });
+process.on('SIGTERM', () => { cleanup(); process.exit(143); });
+main().catch((e) => { console.error(e); cleanup(); process.exit(1); });
