@@ -119,7 +119,9 @@ Napi::Array arr(const Napi::Object& o, const char* key) {
 }
 
 // Reads a snapshot (src/native.ts NativeSnapshot). Empty with <err> on failure.
-std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::string& err) {
+// The ticket keys go to <keys>: they are process-wide, installed only once the
+// snapshot is accepted (a refused snapshot must change nothing).
+std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<TicketKey>& keys, std::string& err) {
   auto s = std::make_shared<Snapshot>();
   Napi::Object tls = obj(js, "tls");
   TlsPolicy policy;
@@ -127,7 +129,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::string& err
   policy.ciphers = str(tls, "ciphers");
   policy.ciphersuites = str(tls, "ciphersuites");
 
-  std::vector<TicketKey> keys;
+  keys.clear();
   Napi::Array tk = arr(tls, "ticketKeys");
   for (uint32_t i = 0; i < tk.Length(); i++) {
     Napi::Value v = tk.Get(i);
@@ -225,7 +227,6 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::string& err
   s->limits.connections = uint32_t(num(lim, "connections", 100000));
   s->limits.per_client = uint32_t(num(lim, "perClient", 200));
   s->limits.line_bytes = uint32_t(num(lim, "lineBytes", 8192));
-  TicketKeys::set(std::move(keys));
   return s;
 }
 
@@ -258,12 +259,14 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     Napi::Env env = info.Env();
     if (!info[0].IsObject()) { Napi::TypeError::New(env, "apply(snapshot): object expected").ThrowAsJavaScriptException(); return env.Undefined(); }
     std::string err;
-    auto snap = read_snapshot(info[0].As<Napi::Object>(), err);
+    std::vector<TicketKey> keys;
+    auto snap = read_snapshot(info[0].As<Napi::Object>(), keys, err);
     if (!snap) { Napi::Error::New(env, "snapshot refused: " + err).ThrowAsJavaScriptException(); return env.Undefined(); }
     if (engine_->running() && snap->listeners.size() != engine_->listener_count) {
       Napi::Error::New(env, "snapshot refused: the listeners cannot change while running").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    TicketKeys::set(std::move(keys));
     engine_->apply(std::move(snap));
     return env.Undefined();
   }

@@ -233,16 +233,18 @@ void Conn::connect_next() {
   const Backend& b = *snap_->backends[size_t(backend_)];
   size_t n = b.servers.size();
   if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }
-  // First pass skips servers that refused recently; the second tries them anyway.
+  if (skipped_.size() != n) skipped_.assign(n, false);
+  // First pass skips servers that failed recently (marking them); the second
+  // tries only those skipped ones. Each server is tried at most once.
   while (attempts_ < 2 * n) {
     size_t i = (first_server_ + attempts_) % n;
     bool second_pass = attempts_ >= n;
     attempts_++;
-    if (!second_pass && b.down_until_ms[i].load(std::memory_order_relaxed) > w_.now) continue;
-    if (second_pass && b.down_until_ms[i].load(std::memory_order_relaxed) <= w_.now) continue;  // already tried
+    if (!second_pass && b.down_until_ms[i].load(std::memory_order_relaxed) > w_.now) { skipped_[i] = true; continue; }
+    if (second_pass && !skipped_[i]) continue;  // already tried in the first pass
     const SockAddr& addr = b.servers[i];
     int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) continue;
+    if (fd < 0) { connect_error_ = b.server_names[i] + ": " + strerror(errno); continue; }
     if (addr.family() != AF_UNIX) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -251,18 +253,20 @@ void Conn::connect_next() {
     bfd_ = fd;
     t_connect_start_us_ = now_us();
     int r = ::connect(fd, addr.sa(), addr.len);
-    if (r == 0 || errno == EINPROGRESS || errno == EAGAIN) {
+    // EINPROGRESS only: EAGAIN from a unix socket means its backlog is full, not "pending".
+    if (r == 0 || errno == EINPROGRESS) {
       w_.watch(fd, this, true);
       state_ = State::Connecting;
       b_writable_ = r == 0;
       set_deadline(w_.now + snap_->timeouts.connect_ms);
       return;
     }
+    connect_error_ = b.server_names[i] + ": " + strerror(errno);
     b.down_until_ms[i].store(w_.now + 2000, std::memory_order_relaxed);
     ::close(fd);
     bfd_ = -1;
   }
-  backend_unavailable("no server of pool " + b.name + " answered");
+  backend_unavailable("no server of pool " + b.name + " answered" + (connect_error_.empty() ? "" : " (last: " + connect_error_ + ")"));
 }
 
 void Conn::step_connecting() {
@@ -272,6 +276,7 @@ void Conn::step_connecting() {
   getsockopt(bfd_, SOL_SOCKET, SO_ERROR, &err, &len);
   if (err == 0) return connected();
   const Backend& b = *snap_->backends[size_t(backend_)];
+  connect_error_ = b.server_names[server_] + ": " + strerror(err);
   b.down_until_ms[server_].store(w_.now + 2000, std::memory_order_relaxed);
   connect_next();
 }
@@ -335,7 +340,6 @@ bool Conn::filter_backend_greeting() {
 // ---- relay ----
 
 void Conn::step_relay() {
-  ListenerCounters& ctr = w_.counters[size_t(listener_)];
   bool progress = true;
   uint64_t in0 = bytes_in_, out0 = bytes_out_;
   while (progress) {
@@ -419,8 +423,7 @@ void Conn::step_relay() {
   }
   if (bytes_in_ != in0 || bytes_out_ != out0) {
     last_activity_ms_ = w_.now;
-    ListenerCounters::bump(ctr.bytes_in, bytes_in_ - in0);
-    ListenerCounters::bump(ctr.bytes_out, bytes_out_ - out0);
+    flush_counters();
   }
   // The backend is done and all it sent is out: a close_notify, then close.
   if (backend_eof_ && b2c_.empty()) return close(client_eof_ ? "client_closed" : "backend_closed");
@@ -428,12 +431,23 @@ void Conn::step_relay() {
 
 // ---- ends ----
 
+// Relayed bytes not yet added to the listener's counters (also on an error path
+// that leaves step_relay early, so stats() and the record agree).
+void Conn::flush_counters() {
+  ListenerCounters& c = w_.counters[size_t(listener_)];
+  if (bytes_in_ != counted_in_) ListenerCounters::bump(c.bytes_in, bytes_in_ - counted_in_);
+  if (bytes_out_ != counted_out_) ListenerCounters::bump(c.bytes_out, bytes_out_ - counted_out_);
+  counted_in_ = bytes_in_;
+  counted_out_ = bytes_out_;
+}
+
 void Conn::say_goodbye(const std::string& text) {
   ERR_clear_error();
   if (handshake_done_ && ssl_) {
     // Best effort: what still pends for the client goes first, the goodbye after it.
     if (!b2c_.empty()) {
-      SSL_write(ssl_, b2c_.head(), int(b2c_.len));
+      int n = SSL_write(ssl_, b2c_.head(), int(b2c_.len));
+      if (n > 0) bytes_out_ += uint64_t(n);
       b2c_.release(w_.pool);
     }
     SSL_write(ssl_, text.data(), int(text.size()));
@@ -454,6 +468,7 @@ void Conn::on_deadline() {
       return close("handshake_timeout");
     case State::Connecting: {
       const Backend& b = *snap_->backends[size_t(backend_)];
+      connect_error_ = b.server_names[server_] + ": connect timed out";
       b.down_until_ms[server_].store(w_.now + 2000, std::memory_order_relaxed);
       connect_next();
       advance();
@@ -485,6 +500,11 @@ void Conn::close(const char* reason, std::string detail) {
     tls_shut_ = true;
   }
   timer.unlink();
+  // Counters first: JS may call stats() as soon as it holds the record.
+  flush_counters();
+  w_.counters[size_t(listener_)].active.fetch_sub(1, std::memory_order_relaxed);
+  w_.engine.active.fetch_sub(1, std::memory_order_relaxed);
+  w_.engine.clients.release(client_key_);
   Event ev;
   ConnRecord& r = ev.record;
   const ListenerPolicy& lp = policy();
@@ -512,10 +532,6 @@ void Conn::close(const char* reason, std::string detail) {
   r.reason = reason;
   r.detail = std::move(detail);
   w_.engine.events.push(std::move(ev));
-
-  w_.counters[size_t(listener_)].active.fetch_sub(1, std::memory_order_relaxed);
-  w_.engine.active.fetch_sub(1, std::memory_order_relaxed);
-  w_.engine.clients.release(client_key_);
   if (ssl_) { SSL_free(ssl_); ssl_ = nullptr; }
   if (cfd_ >= 0) { ::close(cfd_); cfd_ = -1; }
   if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }

@@ -5,6 +5,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "buffer.h"
 #include "dialog.h"
@@ -60,6 +61,7 @@ class Conn {
   void backend_unavailable(const std::string& why);
   bool filter_backend_greeting();
   void say_goodbye(const std::string& text);
+  void flush_counters();
   void close(const char* reason, std::string detail = {});
   void set_deadline(int64_t ms);
   const ListenerPolicy& policy() const { return snap_->listeners[size_t(listener_)]; }
@@ -91,6 +93,9 @@ class Conn {
   int64_t deadline_ms_ = 0, last_activity_ms_ = 0;
   int64_t t_accept_us_, t_handshake_us_ = 0, t_connect_start_us_ = 0, t_connected_us_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
+  uint64_t counted_in_ = 0, counted_out_ = 0;  // already added to the listener counters
+  std::vector<bool> skipped_;                  // servers passed over as recently down (connect_next)
+  std::string connect_error_;                  // last backend connect failure, for the record
 };
 
 }  // namespace mf
