@@ -1,0 +1,80 @@
+// `mailfront check --config FILE` as administrators run it (node dist/cli.js):
+// exit codes and what it prints for a good config, a typo, a missing file and
+// a broken certificate. No Cyrus needed (the sieve probe falls back). Never skipped.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { e2eConfig, e2ePorts, makeTwoDomainPki, runCli, type E2ePorts, type TwoDomainPki } from '../helpers/mailfront.js';
+import { issue, renewLineage } from '../helpers/pki.js';
+
+const tmp = mkdtempSync('/tmp/mf-e2e-check-');
+let pki: TwoDomainPki;
+let ports: E2ePorts;
+let good: string;
+// Nothing listens there: check must not need the backends.
+const a = { imapPort: 1, pop3Port: 1, sievePort: 1 };
+const b = { imapPort: 1, pop3Port: 1, sievePort: 1 };
+
+beforeAll(async () => {
+  pki = makeTwoDomainPki(path.join(tmp, 'pki'));
+  ports = await e2ePorts();
+  good = e2eConfig({ letsencrypt: pki.letsencrypt, ports, a, b, extra: 'timeouts: {connect: 1s, drain: 2s}\n' });
+});
+
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('mailfront check', () => {
+  it('exits 0 for a good config and prints a line per name, listener and route', async () => {
+    const file = path.join(tmp, 'good.yaml');
+    writeFileSync(file, good);
+    const r = await runCli(['check', '--config', file]);
+    expect(r.stderr).not.toMatch(/error/i);
+    expect(r.code).toBe(0);
+    const out = r.stdout.split('\n');
+    expect(out).toContain(`configuration ${file}: ok`);
+    expect(out).toContain(`listener imaps: imaps on 127.0.0.1:${ports.imaps} -> a-imap`);
+    expect(out).toContain(`listener sieve: managesieve on 127.0.0.1:${ports.sieve} -> a-sieve`);
+    expect(out).toContain('route *.example.net: imaps -> b-imap, sieve -> b-sieve');
+    const names = out.filter((l) => l.startsWith('name '));
+    expect(names.map((l) => /^name (\S+):/.exec(l)![1]).sort()).toEqual(['*.example.net', 'example.net', 'imap.example.com', 'mail.example.com']);
+    // indexed by subjectAltName, found in the lineage folder named unlike them
+    const mail = names.find((l) => l.startsWith('name mail.example.com:'))!;
+    expect(mail).toContain(path.join(pki.letsencrypt, 'live', pki.comLineage));
+    expect(mail).toMatch(/until \d{4}-\d{2}-\d{2}/);
+    expect(mail).not.toContain('EXPIRED');
+    expect(names.find((l) => l.startsWith('name *.example.net:'))).toContain(path.join('live', pki.netLineage));
+    expect(out).toContain('default (no SNI, unknown names): mail.example.com');
+  });
+
+  it('exits 78 (EX_CONFIG) for an unknown key, pointing at FILE:LINE:COL', async () => {
+    const file = path.join(tmp, 'typo.yaml');
+    const lines = good.split('\n');
+    expect(lines[2]).toMatch(/^ {2}default: /);
+    lines.splice(3, 0, '  colour: blue'); // line 4, column 3, inside certificates:
+    writeFileSync(file, lines.join('\n'));
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(`${file}:4:3:`);
+    expect(r.stderr).toContain('colour');
+    expect(r.stdout).not.toContain(': ok');
+  });
+
+  it('exits 66 (EX_NOINPUT) for a missing config file', async () => {
+    const file = path.join(tmp, 'nowhere', 'mailfront.yaml');
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(66);
+    expect(r.stderr).toContain(file);
+  });
+
+  it('exits 78 and names the path when a key does not match its certificate', async () => {
+    const broken = makeTwoDomainPki(path.join(tmp, 'broken-pki'));
+    const cert = issue(broken.ca, { names: ['mail.example.com'], dir: path.join(tmp, 'broken-pki', 'issued', 'com-2') });
+    const other = issue(broken.ca, { names: ['other.example.org'], dir: path.join(tmp, 'broken-pki', 'issued', 'other') });
+    renewLineage(broken.letsencrypt, broken.comLineage, { ...cert, keyPem: other.keyPem }, 2);
+    const file = path.join(tmp, 'broken.yaml');
+    writeFileSync(file, e2eConfig({ letsencrypt: broken.letsencrypt, ports, a, b, extra: 'timeouts: {connect: 1s}\n' }));
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(78);
+    expect(r.stderr).toContain(path.join(broken.letsencrypt, 'live', broken.comLineage));
+  });
+});
