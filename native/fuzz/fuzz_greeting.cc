@@ -1,0 +1,115 @@
+// The backend greeting after STARTTLS (native/greeting.h): IMAP/POP3 swallow,
+// ManageSieve STARTTLS strip. The input is what the backend sent (at most one
+// 16 KiB relay buffer in conn.cc: run with -max_len=16384).
+//
+// Invariants:
+//  - no crash, no sanitizer report;
+//  - the result of the strip is never longer than the input (conn.cc copies it
+//    back into the same buffer), and is the input with only "STARTTLS"
+//    capability lines taken out, none after the final OK/NO/BYE line;
+//  - as bytes arrive (conn.cc calls the filter on every read), a prefix is
+//    either incomplete or gives the same answer as the whole: the decision
+//    does not depend on the read split;
+//  - swallow drops exactly the first line, and only a "* OK"/"+OK" one;
+//  - both agree with the code as it was in Conn::filter_backend_greeting
+//    before the extraction (a differential check, kept below as a reference).
+#include <cctype>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "../greeting.h"
+#include "check.h"
+
+namespace {
+
+bool starts_with_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); i++)
+    if (std::toupper(static_cast<unsigned char>(s[i])) != prefix[i]) return false;
+  return true;
+}
+
+// The pre-extraction code (commit 47ed015, native/conn.cc), minus the buffer.
+bool reference_strip(std::string_view data, std::string& kept) {
+  size_t pos = 0;
+  for (;;) {
+    size_t nl = data.find('\n', pos);
+    if (nl == std::string_view::npos) return false;
+    std::string_view line = data.substr(pos, nl + 1 - pos);
+    pos = nl + 1;
+    std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
+    bool last = starts_with_ci(bare, "OK") || starts_with_ci(bare, "NO") || starts_with_ci(bare, "BYE");
+    if (!(bare.size() == 10 && starts_with_ci(bare, "\"STARTTLS\""))) kept.append(line);
+    if (last) break;
+  }
+  kept.append(data.substr(pos));
+  return true;
+}
+
+bool is_starttls_line(std::string_view line) {
+  std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
+  return bare.size() == 10 && starts_with_ci(bare, "\"STARTTLS\"");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+
+  // ---- IMAP / POP3: swallow ----
+  bool complete = false;
+  size_t drop = mf::swallow_greeting_len(in, complete);
+  size_t nl = in.find('\n');
+  FUZZ_CHECK(complete == (nl != std::string_view::npos), "swallow: complete without a full line");
+  if (!complete) FUZZ_CHECK(drop == 0, "swallow: drops from an incomplete line");
+  if (drop) {
+    FUZZ_CHECK(drop == nl + 1, "swallow: drops %zu, first line is %zu", drop, nl + 1);
+    FUZZ_CHECK(starts_with_ci(in, "* OK") || starts_with_ci(in, "+OK"), "swallow: drops a non-OK line");
+  } else if (complete) {
+    FUZZ_CHECK(!(starts_with_ci(in, "* OK") || starts_with_ci(in, "+OK")), "swallow: keeps an OK greeting");
+  }
+
+  // ---- ManageSieve: strip STARTTLS ----
+  std::string out = mf::strip_sieve_starttls(in, complete);
+  std::string ref;
+  bool ref_complete = reference_strip(in, ref);
+  FUZZ_CHECK(complete == ref_complete, "strip: complete differs from the reference");
+  if (!complete) {
+    FUZZ_CHECK(out.empty(), "strip: output while incomplete");
+    return 0;
+  }
+  FUZZ_CHECK(out == ref, "strip: output differs from the reference");
+  FUZZ_CHECK(out.size() <= in.size(), "strip: output grew %zu > %zu", out.size(), in.size());
+
+  // Walk input and output together: each input line up to the final one is
+  // either copied or a STARTTLS line; the rest is copied verbatim.
+  size_t ip = 0, op = 0;
+  bool done = false;
+  while (!done) {
+    size_t e = in.find('\n', ip);
+    FUZZ_CHECK(e != std::string_view::npos, "strip: complete but no final line");
+    std::string_view line = in.substr(ip, e + 1 - ip);
+    std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
+    done = starts_with_ci(bare, "OK") || starts_with_ci(bare, "NO") || starts_with_ci(bare, "BYE");
+    if (!is_starttls_line(line)) {
+      FUZZ_CHECK(std::string_view(out).substr(op, line.size()) == line, "strip: a line changed");
+      op += line.size();
+    }
+    ip = e + 1;
+  }
+  FUZZ_CHECK(std::string_view(out).substr(op) == in.substr(ip), "strip: bytes after the final line changed");
+
+  // Read split: every shorter prefix that ends before the final line's LF is incomplete.
+  size_t final_end = ip;  // one past the final line's LF
+  for (size_t cut = 0; cut < final_end; cut += 1 + cut / 8) {
+    bool c2 = true;
+    std::string o2 = mf::strip_sieve_starttls(in.substr(0, cut), c2);
+    FUZZ_CHECK(!c2 && o2.empty(), "strip: prefix of %zu bytes already complete (final line ends at %zu)", cut, final_end);
+  }
+  bool c3 = false;
+  std::string o3 = mf::strip_sieve_starttls(in.substr(0, final_end), c3);
+  FUZZ_CHECK(c3 && std::string_view(out).substr(0, o3.size()) == o3 && o3.size() == op,
+             "strip: the result at the final line differs from the whole");
+  return 0;
+}

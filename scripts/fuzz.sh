@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in native/fuzz/ (clang, -fsanitize=fuzzer,address,undefined;
+# pure sources only: no Node, no sockets) and runs each for a bounded time.
+#
+#   scripts/fuzz.sh [seconds-per-target] [target...]     default: 20 s, every target
+#
+# Fails (exit 1) on any crash, sanitizer report or broken invariant; the input
+# is left in tmp/fuzz/crashes/ and the command to replay it is printed.
+# The kept seeds (native/fuzz/corpus/<target>/) are read, never written: new
+# inputs go to tmp/fuzz/corpus/<target>/ (kept between local runs).
+# Env: CLANGXX (default clang++-14 or clang++), FUZZ_DIR (default tmp/fuzz),
+# FUZZ_STRICT=1 (also fail on the known findings F1, F2 of docs/hardening.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SECS=${1:-20}
+shift || true
+ALL_TARGETS=(dialog greeting proxy_header addr sni)
+[ $# -gt 0 ] && TARGETS=("$@") || TARGETS=("${ALL_TARGETS[@]}")
+OUT=${FUZZ_DIR:-tmp/fuzz}
+
+CLANGXX=${CLANGXX:-$(command -v clang++-14 || command -v clang++ || true)}
+if [ -z "$CLANGXX" ]; then
+  echo "fuzz.sh: clang++ not found (Debian 12: apt-get install -y clang-14 libclang-rt-14-dev)" >&2
+  exit 2
+fi
+
+# Sources each target links (pure: no Node, no OpenSSL calls, no sockets).
+declare -A SOURCES=(
+  [dialog]="native/dialog.cc"
+  [greeting]="native/greeting.cc"
+  [proxy_header]="native/proxy_header.cc native/net.cc"
+  [addr]="native/net.cc"
+  [sni]="native/sni.cc"
+)
+# Largest input: a relay buffer (16 KiB) for the byte streams, small for names.
+declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=600 [addr]=300 [sni]=300)
+
+# Node's own OpenSSL headers (util.h includes them; nothing is linked).
+NODE_INC=$(node -p "require('path').resolve(process.execPath, '../../include/node')" 2>/dev/null || true)
+[ -f "$NODE_INC/openssl/ssl.h" ] || NODE_INC=/usr/include/node
+CXXFLAGS=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,undefined
+  -fno-sanitize-recover=all -isystem "$NODE_INC" -Wall -Wextra -Wno-unused-parameter)
+# FUZZ_STRICT=1: also check the invariants of the known, accepted findings (docs/hardening.md).
+[ "${FUZZ_STRICT:-0}" = 1 ] && CXXFLAGS+=(-DFUZZ_STRICT)
+
+mkdir -p "$OUT/bin" "$OUT/crashes"
+echo "== building ${#TARGETS[@]} fuzz targets with $($CLANGXX --version | head -1)"
+pids=()
+for t in "${TARGETS[@]}"; do
+  [ -n "${SOURCES[$t]:-}" ] || { echo "fuzz.sh: unknown target $t (${ALL_TARGETS[*]})" >&2; exit 2; }
+  # shellcheck disable=SC2086
+  "$CLANGXX" "${CXXFLAGS[@]}" -o "$OUT/bin/fuzz_$t" "native/fuzz/fuzz_$t.cc" ${SOURCES[$t]} &
+  pids+=($!)
+done
+for p in "${pids[@]}"; do wait "$p"; done
+
+export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+
+fail=0
+summary=()
+for t in "${TARGETS[@]}"; do
+  seeds=native/fuzz/corpus/$t
+  work=$OUT/corpus/$t
+  mkdir -p "$work"
+  dict=()
+  [ -f "native/fuzz/$t.dict" ] && dict=(-dict="native/fuzz/$t.dict")
+  log=$OUT/$t.log
+  echo "== fuzz_$t: ${SECS}s, $(ls "$seeds" 2>/dev/null | wc -l) seeds"
+  set +e
+  timeout --signal=KILL $((SECS + 60)) "$OUT/bin/fuzz_$t" "$work" "$seeds" "${dict[@]}" \
+    -max_total_time="$SECS" -max_len="${MAXLEN[$t]}" -timeout=10 -rss_limit_mb=2048 \
+    -print_final_stats=1 -artifact_prefix="$OUT/crashes/$t-" >"$log" 2>&1
+  rc=$?
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
+  cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n 1)
+  if [ $rc -ne 0 ]; then
+    fail=1
+    crash=$(grep -Eo "Test unit written to [^ ]+" "$log" | tail -n 1 | sed 's/Test unit written to //')
+    echo "!! fuzz_$t FAILED (exit $rc): see $log"
+    grep -E -A1 "INVARIANT BROKEN|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|^SUMMARY" "$log" | head -n 6 | sed 's/^/   /'
+    [ -n "$crash" ] && echo "   reproduce: $OUT/bin/fuzz_$t $crash"
+    summary+=("fuzz_$t FAILED after ${execs:-?} execs")
+  else
+    summary+=("fuzz_$t ok: ${execs:-?} execs in ${SECS}s, $cov")
+  fi
+  set -e
+done
+echo "== fuzz summary"
+printf '   %s\n' "${summary[@]}"
+exit $fail
