@@ -64,6 +64,7 @@ export interface SnapshotOptions {
   useA2?: boolean;
   ciphers?: string;
   badKey?: boolean;
+  proxyProtocol?: 'off' | 'v1' | 'v2';
 }
 
 /** Contexts: 0 default, 1 a (or a2), 2 b, 3 wildcard. */
@@ -87,7 +88,7 @@ export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
       ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
       ticketKeys: [],
     },
-    backends: [{ name: 'pool', servers: o.servers, proxyProtocol: 'off', balance: 'first' }],
+    backends: [{ name: 'pool', servers: o.servers, proxyProtocol: o.proxyProtocol ?? 'off', balance: 'first' }],
     listeners: [{ name: 'l0', protocol, backend: 0, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol] }],
     timeouts: { handshakeMs: 5000, pretlsMs: 5000, connectMs: 2000, idleMs: 30_000, ...o.timeouts },
     limits: { connections: 1000, perClient: 1000, lineBytes: 8192, ...o.limits },

@@ -22,6 +22,9 @@ describe('relay', () => {
     // The backend greets, sends 8 MiB, reads 8 MiB, then closes.
     const backend = await fakeBackend(GREETING, (s) => {
       s.write(down);
+      // Slow backend reader too: the proxy must hold back the client.
+      s.pause();
+      setTimeout(() => s.resume(), 300);
       let got = 0;
       s.on('data', (d) => {
         got += d.length;
@@ -129,6 +132,40 @@ describe('relay', () => {
       await backend.close();
     }
   });
+});
+
+describe('PROXY protocol', () => {
+  for (const version of ['v1', 'v2'] as const) {
+    it(`sends a ${version} header with the real client first`, async () => {
+      const backend = await fakeBackend(GREETING);
+      const px = startProxy(buildSnapshot(pki, { servers: [backend.address], proxyProtocol: version }));
+      try {
+        const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.a.example' });
+        const cport = c.socket.localPort!;
+        await c.waitData((d) => d.includes('backend ready'));
+        c.socket.write('a1 NOOP\r\n');
+        await waitFor(() => Buffer.concat(backend.received[0]!).includes('a1 NOOP'), 3000, 'command');
+        const got = Buffer.concat(backend.received[0]!);
+        if (version === 'v1') {
+          expect(got.toString()).toBe(`PROXY TCP4 127.0.0.1 127.0.0.1 ${cport} ${px.port}\r\na1 NOOP\r\n`);
+        } else {
+          const h = Buffer.concat([
+            Buffer.from('0d0a0d0a000d0a515549540a', 'hex'),
+            Buffer.from([0x21, 0x11, 0x00, 12, 127, 0, 0, 1, 127, 0, 0, 1, cport >> 8, cport & 255, px.port >> 8, px.port & 255]),
+          ]);
+          expect(got.subarray(0, h.length).toString('hex')).toBe(h.toString('hex'));
+          expect(got.subarray(h.length).toString()).toBe('a1 NOOP\r\n');
+        }
+        c.socket.end();
+        await within(c.closed, 3000, 'close');
+        const [rec] = await px.waitRecords(1);
+        expect(rec!.bytesIn).toBe(9);
+      } finally {
+        px.stop();
+        await backend.close();
+      }
+    });
+  }
 });
 
 describe('backend unavailable', () => {

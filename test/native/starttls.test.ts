@@ -159,6 +159,68 @@ for (const protocol of ['imap', 'pop3', 'managesieve'] as const) {
   });
 }
 
+describe('backend greeting arriving in pieces', () => {
+  for (const protocol of ['imap', 'managesieve'] as const) {
+    it(`${protocol}: filtered correctly when it trickles in byte by byte`, async () => {
+      const greeting = BACKEND_GREETING[protocol]!;
+      const backend = await fakeBackend('', (s) => {
+        let i = 0;
+        const tick = () => {
+          if (s.destroyed) return;
+          if (i < greeting.length) {
+            s.write(greeting[i++]!);
+            setTimeout(tick, 2);
+          } else {
+            s.write(protocol === 'imap' ? '* 1 EXISTS\r\n' : 'OK "after"\r\n');
+          }
+        };
+        tick();
+      });
+      const px = startProxy(buildSnapshot(pki, { protocol, servers: [backend.address] }));
+      try {
+        const raw = await connectRaw(px.port);
+        await raw.waitData((d) => /ready/.test(d));
+        raw.socket.write(protocol === 'imap' ? 'a STARTTLS\r\n' : 'STARTTLS\r\n');
+        await raw.waitData((d) => /Begin TLS/.test(d));
+        raw.socket.removeAllListeners('data');
+        const t = tls.connect({ socket: raw.socket, ca: pki.ca.rootPem, servername: 'mail.a.example' });
+        const c = wrapTls(t);
+        await within(new Promise((r) => t.once('secureConnect', r)), 5000, 'handshake');
+        if (protocol === 'imap') {
+          expect(await c.waitData((d) => d.includes('EXISTS'))).toBe('* 1 EXISTS\r\n');
+        } else {
+          expect(await c.waitData((d) => d.includes('after'))).toBe(
+            '"IMPLEMENTATION" "Cyrus timsieved v3.8"\r\n"SASL" "PLAIN"\r\n"SIEVE" "fileinto reject"\r\n"VERSION" "1.0"\r\nOK\r\nOK "after"\r\n',
+          );
+        }
+        t.destroy();
+      } finally {
+        px.stop();
+        await backend.close();
+      }
+    });
+  }
+
+  it('imap: a backend refusal (BYE) passes through unchanged', async () => {
+    const backend = await fakeBackend('* BYE [UNAVAILABLE] too busy\r\n', (s) => s.end());
+    const px = startProxy(buildSnapshot(pki, { protocol: 'imap', servers: [backend.address] }));
+    try {
+      const raw = await connectRaw(px.port);
+      await raw.waitData((d) => /ready/.test(d));
+      raw.socket.write('a STARTTLS\r\n');
+      await raw.waitData((d) => /Begin TLS/.test(d));
+      raw.socket.removeAllListeners('data');
+      const t = tls.connect({ socket: raw.socket, ca: pki.ca.rootPem, servername: 'mail.a.example' });
+      const c = wrapTls(t);
+      await within(c.closed, 5000, 'close');
+      expect(c.data()).toBe('* BYE [UNAVAILABLE] too busy\r\n');
+    } finally {
+      px.stop();
+      await backend.close();
+    }
+  });
+});
+
 describe('STARTTLS: the handshake starts right after the reply', () => {
   it('a client that never sends STARTTLS does not reach the backend', async () => {
     const backend = await fakeBackend(BACKEND_GREETING.imap!);
