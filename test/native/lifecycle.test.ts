@@ -289,6 +289,44 @@ describe('stats, drain, stop', () => {
     }
   });
 
+  it('stop() during the pre-TLS dialog says the protocol goodbye', async () => {
+    const px = startProxy(buildSnapshot(pki, { protocol: 'managesieve', servers: [backend.address] }));
+    try {
+      const raw = await connectRaw(px.port);
+      await raw.waitData((d) => d.includes('mailfront ready'));
+      px.proxy.stop();
+      await within(raw.closed, 3000, 'close');
+      expect(raw.data().endsWith('BYE (UNAVAILABLE) "Server shutting down"\r\n')).toBe(true);
+      await waitFor(() => px.records().length === 1, 3000, 'record');
+      expect(px.records()[0]!.reason).toBe('shutdown');
+    } finally {
+      px.stop();
+    }
+  });
+
+  it('a client reset mid-relay ends the connection (client_error) and frees its slot', async () => {
+    const px = startProxy(buildSnapshot(pki, { servers: [backend.address], limits: { perClient: 1 } }));
+    try {
+      const raw = await connectRaw(px.port);
+      const c = await connectTls(px.port, { socket: raw.socket, ca: pki.ca.rootPem, servername: 'mail.a.example' });
+      await c.waitData((d) => d.includes('ready'));
+      c.socket.write('r1 NOOP\r\n');
+      await c.waitData((d) => d.includes('r1 OK pong'));
+      raw.socket.resetAndDestroy();
+      await waitFor(() => px.records().length === 1, 3000, 'record');
+      const rec = px.records()[0]!;
+      expect(rec.reason).toBe('client_error');
+      expect(rec.detail).toMatch(/reset/i);
+      expect(rec.bytesIn).toBe(9);
+      expect(px.proxy.stats().active).toBe(0);
+      const again = await tlsTo(px.port);
+      await again.waitData((d) => d.includes('ready'));
+      again.socket.destroy();
+    } finally {
+      px.stop();
+    }
+  });
+
   it('the process exits by itself after stop() (the event callback does not hold it)', async () => {
     const dir = path.dirname(fileURLToPath(import.meta.url));
     const addonPath = path.resolve(dir, '../../build/Release/mailfront.node');
