@@ -484,7 +484,7 @@ void Conn::on_deadline() {
 void Conn::shutdown_now() {
   if (state_ == State::Closed) return;
   if (state_ == State::PreTls || state_ == State::Relaying)
-    say_goodbye(goodbye(policy().proto, "UNAVAILABLE", "Server shutting down"));
+    say_goodbye(mf::shutdown_goodbye(policy().proto));
   close("shutdown");
 }
 

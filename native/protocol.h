@@ -61,4 +61,15 @@ inline std::string backend_unavailable(Proto p) {
   return {};
 }
 
+// On stop(): each protocol's own "temporary, come back later" code (IMAP RFC 5530
+// UNAVAILABLE, POP3 RFC 3206 SYS/TEMP, ManageSieve RFC 5804 TRYLATER).
+inline std::string shutdown_goodbye(Proto p) {
+  switch (family(p)) {
+    case ProtoFamily::Imap: return goodbye(p, "UNAVAILABLE", "Server shutting down");
+    case ProtoFamily::Pop3: return goodbye(p, "SYS/TEMP", "Server shutting down");
+    case ProtoFamily::Sieve: return goodbye(p, "TRYLATER", "Server shutting down");
+  }
+  return {};
+}
+
 }  // namespace mf
