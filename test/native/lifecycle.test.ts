@@ -296,7 +296,7 @@ describe('stats, drain, stop', () => {
       await raw.waitData((d) => d.includes('mailfront ready'));
       px.proxy.stop();
       await within(raw.closed, 3000, 'close');
-      expect(raw.data().endsWith('BYE (UNAVAILABLE) "Server shutting down"\r\n')).toBe(true);
+      expect(raw.data().endsWith('BYE (TRYLATER) "Server shutting down"\r\n')).toBe(true);
       await waitFor(() => px.records().length === 1, 3000, 'record');
       expect(px.records()[0]!.reason).toBe('shutdown');
     } finally {
