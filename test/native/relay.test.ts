@@ -94,7 +94,7 @@ describe('relay', () => {
     );
     const px = startProxy(buildSnapshot(pki, { servers: [backend.address] }));
     try {
-      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.b.example', allowHalfOpen: true });
+      const c = await connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.b.example' });
       await c.waitData((d) => d.includes('backend ready'));
       c.socket.end('a1 LOGOUT\r\n');
       const { error } = await within(c.closed, 5000, 'close');
