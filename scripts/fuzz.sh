@@ -8,7 +8,7 @@
 # is left in tmp/fuzz/crashes/ and the command to replay it is printed.
 # The kept seeds (native/fuzz/corpus/<target>/) are read, never written: new
 # inputs go to tmp/fuzz/corpus/<target>/ (kept between local runs).
-# Env: CLANGXX (default clang++-14 or clang++), FUZZ_DIR (default tmp/fuzz),
+# Env: FUZZ_JOBS (targets run at once, default 2), CLANGXX (default clang++-14 or clang++), FUZZ_DIR (default tmp/fuzz),
 # FUZZ_STRICT=1 (also fail on the known findings F1, F2 of docs/hardening.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,15 +58,12 @@ for p in "${pids[@]}"; do wait "$p"; done
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
-fail=0
-summary=()
-for t in "${TARGETS[@]}"; do
-  seeds=native/fuzz/corpus/$t
-  work=$OUT/corpus/$t
+# One target: run it, then write one summary line to $OUT/<t>.result; exit 1 on a failure.
+run_target() {
+  local t=$1 seeds=native/fuzz/corpus/$1 work=$OUT/corpus/$1 log=$OUT/$1.log rc execs cov crash
+  local dict=()
   mkdir -p "$work"
-  dict=()
   [ -f "native/fuzz/$t.dict" ] && dict=(-dict="native/fuzz/$t.dict")
-  log=$OUT/$t.log
   echo "== fuzz_$t: ${SECS}s, $(ls "$seeds" 2>/dev/null | wc -l) seeds"
   set +e
   timeout --signal=KILL $((SECS + 60)) "$OUT/bin/fuzz_$t" "$work" "$seeds" "${dict[@]}" \
@@ -76,17 +73,32 @@ for t in "${TARGETS[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   cov=$(grep -Eo 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -n 1)
   if [ $rc -ne 0 ]; then
-    fail=1
     crash=$(grep -Eo "Test unit written to [^ ]+" "$log" | tail -n 1 | sed 's/Test unit written to //')
-    echo "!! fuzz_$t FAILED (exit $rc): see $log"
-    grep -E -A1 "INVARIANT BROKEN|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|^SUMMARY" "$log" | head -n 6 | sed 's/^/   /'
-    [ -n "$crash" ] && echo "   reproduce: $OUT/bin/fuzz_$t $crash"
-    summary+=("fuzz_$t FAILED after ${execs:-?} execs")
-  else
-    summary+=("fuzz_$t ok: ${execs:-?} execs in ${SECS}s, $cov")
+    {
+      echo "!! fuzz_$t FAILED (exit $rc) after ${execs:-?} execs: see $log"
+      grep -E -A1 "INVARIANT BROKEN|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|^SUMMARY" "$log" | head -n 6 | sed 's/^/   /'
+      [ -n "$crash" ] && echo "   reproduce: $OUT/bin/fuzz_$t $crash"
+    } >"$OUT/$t.result"
+    return 1
   fi
-  set -e
+  echo "   fuzz_$t ok: ${execs:-?} execs in ${SECS}s, $cov" >"$OUT/$t.result"
+  return 0
+}
+
+# FUZZ_JOBS targets at a time (default 2: each target is one process on one core).
+JOBS=${FUZZ_JOBS:-2}
+fail=0
+running=()
+for t in "${TARGETS[@]}"; do
+  rm -f "$OUT/$t.result"
+  run_target "$t" &
+  running+=($!)
+  if [ ${#running[@]} -ge "$JOBS" ]; then
+    wait "${running[0]}" || fail=1
+    running=("${running[@]:1}")
+  fi
 done
+for p in "${running[@]}"; do wait "$p" || fail=1; done
 echo "== fuzz summary"
-printf '   %s\n' "${summary[@]}"
+for t in "${TARGETS[@]}"; do cat "$OUT/$t.result" 2>/dev/null || echo "!! fuzz_$t: no result"; done
 exit $fail

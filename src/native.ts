@@ -160,7 +160,8 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 
 let addon: AddonModule | undefined;
 export function loadAddon(): AddonModule {
-  if (!addon) addon = require(path.join(root, 'build', 'Release', 'mailfront.node')) as AddonModule;
+  // MAILFRONT_ADDON: another build of the addon (scripts/sanitize.sh loads an ASan/UBSan one).
+  if (!addon) addon = require(process.env.MAILFRONT_ADDON || path.join(root, 'build', 'Release', 'mailfront.node')) as AddonModule;
   return addon;
 }
 

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Builds the addon with AddressSanitizer + UndefinedBehaviorSanitizer (clang) into
+# tmp/asan/mailfront.node (build/Release/ is left alone) and runs the native test
+# suite against it (MAILFRONT_ADDON, read by src/native.ts) with the ASan runtime
+# preloaded into node and leak detection on.
+#
+#   scripts/sanitize.sh [vitest args...]        default: test/native
+#   scripts/sanitize.sh --self-test             the judge catches planted bugs (canary addon)
+#
+# Every process writes its sanitizer reports to tmp/asan/logs/. The run fails on:
+# the tests failing, any AddressSanitizer error, any UBSan "runtime error" in
+# native/, any leak whose stack holds a frame of our addon (Node, V8 and libuv
+# leak at exit by design: those leaks are counted and listed, never fatal).
+# Env: CLANGXX, ASAN_DIR (default tmp/asan).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+OUT=${ASAN_DIR:-tmp/asan}
+CLANGXX=${CLANGXX:-$(command -v clang++-14 || command -v clang++ || true)}
+if [ -z "$CLANGXX" ]; then
+  echo "sanitize.sh: clang++ not found (Debian 12: apt-get install -y clang-14 libclang-rt-14-dev)" >&2
+  exit 2
+fi
+RT=$("$CLANGXX" -print-file-name=libclang_rt.asan-x86_64.so)
+[ -f "$RT" ] || { echo "sanitize.sh: ASan runtime not found ($RT)" >&2; exit 2; }
+SYMBOLIZER=$(dirname "$(readlink -f "$CLANGXX")")/llvm-symbolizer
+[ -x "$SYMBOLIZER" ] || SYMBOLIZER=$(command -v llvm-symbolizer || true)
+
+[ -d node_modules/node-addon-api ] || npm ci
+NODE_INC=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
+[ -f "$NODE_INC/node_api.h" ] || NODE_INC=/usr/include/node
+NAPI_INC=$(node -p "require('node-addon-api').include_dir")
+# The same sources, defines and language as binding.gyp.
+mapfile -t SOURCES < <(node -e "
+  const g = JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8'));
+  for (const s of g.targets[0].sources) console.log(s);")
+DEFINES=(-DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DOPENSSL_API_COMPAT=30000 -DBUILDING_NODE_EXTENSION)
+
+
+# Reads every sanitizer log in $1; prints findings; exit 1 if any is ours.
+judge() {
+  node - "$1" <<'JS'
+const fs = require('fs');
+const path = require('path');
+const dir = process.argv[2];
+const files = fs.readdirSync(dir).map((f) => path.join(dir, f));
+const ours = (frames) => frames.some((l) => /(^|[\s/])native\/[^ :]+\.(cc|h)\b|mailfront\.node/.test(l));
+let fatal = 0;
+let foreignLeaks = 0, foreignBytes = 0;
+const foreignTop = new Map();
+for (const f of files) {
+  const text = fs.readFileSync(f, 'utf8');
+  // Errors: one report from "ERROR: AddressSanitizer" to the next blank line after SUMMARY.
+  for (const m of text.matchAll(/==\d+==ERROR: AddressSanitizer[\s\S]*?SUMMARY: AddressSanitizer[^\n]*/g)) {
+    fatal++;
+    console.log(`!! ${path.basename(f)}: AddressSanitizer error\n${m[0].split('\n').slice(0, 30).join('\n')}\n`);
+  }
+  for (const m of text.matchAll(/^[^\n]*runtime error:[^\n]*(\n +#\d+[^\n]*)*/gm)) {
+    // Only the addon is built with -fsanitize=undefined: every report is ours
+    // (or a header inlined into it, such as node-addon-api's).
+    const lines = m[0].split('\n');
+    fatal++;
+    console.log(`!! ${path.basename(f)}: UBSan${ours(lines) ? '' : ' (no native/ frame)'}\n${lines.slice(0, 12).join('\n')}\n`);
+  }
+  // Leaks: "Direct|Indirect leak of N byte(s) in M object(s) allocated from:" then frames.
+  for (const m of text.matchAll(/^(Direct|Indirect) leak of (\d+) byte[^\n]*\n((?: +#\d+[^\n]*\n?)*)/gm)) {
+    const frames = m[3].split('\n').filter(Boolean);
+    if (ours(frames)) {
+      fatal++;
+      console.log(`!! ${path.basename(f)}: leak from our code\n${m[0].split('\n').slice(0, 20).join('\n')}\n`);
+    } else {
+      foreignLeaks++;
+      foreignBytes += Number(m[2]);
+      const top = (frames.find((l) => !/libclang_rt|malloc|calloc|realloc|operator new|strdup/.test(l)) || frames[0] || '?')
+        .replace(/^ +#\d+ 0x[0-9a-f]+ in /, '').replace(/\(.*BuildId.*\)/, '').slice(0, 90);
+      foreignTop.set(top, (foreignTop.get(top) || 0) + 1);
+    }
+  }
+}
+console.log(`== sanitizer reports: ${files.length} log file(s); ${fatal} finding(s) in our code; ` +
+  `${foreignLeaks} leak record(s), ${foreignBytes} bytes, outside native/ (node/v8/libuv/openssl at exit, ignored)`);
+for (const [k, v] of [...foreignTop].sort((a, b) => b[1] - a[1]).slice(0, 5)) console.log(`   ${v} x ${k}`);
+process.exit(fatal ? 1 : 0);
+JS
+}
+
+# Runs "$@" (env assignments allowed first) with the ASan runtime preloaded and
+# every report logged under $LOGS (default $OUT/logs; files are named ubsan.<pid>
+# for both runtimes, since the last log_path read wins).
+sanitized() {
+  local logs=${LOGS:-$PWD/$OUT/logs}
+  env LD_PRELOAD="$RT" ASAN_SYMBOLIZER_PATH="$SYMBOLIZER" \
+    ASAN_OPTIONS="detect_leaks=1:exitcode=0:log_path=$logs/asan:detect_odr_violation=0:alloc_dealloc_mismatch=0:check_initialization_order=1" \
+    LSAN_OPTIONS="exitcode=0:report_objects=0:max_leaks=0" \
+    UBSAN_OPTIONS="print_stacktrace=1:log_path=$logs/ubsan" \
+    "$@"
+}
+
+# --self-test: prove the judge sees a leak, a heap overflow and UB in an addon
+# under native/ (a throwaway canary addon), and ignores Node's own leaks.
+if [ "${1:-}" = --self-test ]; then
+  C=$PWD/$OUT/canary
+  rm -rf "$C"; mkdir -p "$C/native" "$C/logs"
+  cat >"$C/native/canary.cc" <<'CC'
+#include <node_api.h>
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+static void* keep;
+static napi_value run(napi_env env, napi_callback_info info) {
+  size_t argc = 1; napi_value argv[1]; char what[16] = "";
+  napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr);
+  napi_get_value_string_utf8(env, argv[0], what, sizeof what, nullptr);
+  if (!strcmp(what, "leak")) { keep = malloc(77); keep = nullptr; }
+  if (!strcmp(what, "overflow")) { volatile char* p = (char*)malloc(8); p[8] = 1; free((void*)p); }
+  if (!strcmp(what, "ub")) { volatile int x = INT_MAX; volatile int y = x + int(argc); (void)y; }
+  return nullptr;
+}
+NAPI_MODULE_INIT() { napi_value f; napi_create_function(env, "run", NAPI_AUTO_LENGTH, run, nullptr, &f); return f; }
+CC
+  "$CLANGXX" -std=c++20 -g -O0 -fPIC -shared -fsanitize=address,undefined -shared-libasan -isystem "$NODE_INC" \
+    -o "$C/canary.node" "$C/native/canary.cc"
+  for what in leak overflow ub; do
+    LOGS=$C/logs sanitized node -e "require('$C/canary.node')('$what')" >/dev/null 2>&1 || true
+  done
+  set +e
+  out=$(judge "$C/logs"); jrc=$?
+  set -e
+  echo "$out" | grep -E '^(!!|==)'
+  if [ $jrc -eq 1 ] && grep -q 'leak from our code' <<<"$out" && grep -q 'AddressSanitizer error' <<<"$out" \
+     && grep -q 'UBSan' <<<"$out"; then
+    echo "== self-test ok: leak, heap overflow and UB in native/ are caught"; exit 0
+  fi
+  echo "!! self-test FAILED: the judge missed a planted finding"; exit 1
+fi
+
+mkdir -p "$OUT/obj" "$OUT/logs"
+rm -f "$OUT"/logs/*
+echo "== building $OUT/mailfront.node with -fsanitize=address,undefined (${#SOURCES[@]} sources)"
+t0=$(date +%s)
+objs=()
+pids=()
+for s in "${SOURCES[@]}"; do
+  o=$OUT/obj/$(basename "${s%.cc}").o
+  objs+=("$o")
+  "$CLANGXX" -std=c++20 -g -O1 -fPIC -fno-omit-frame-pointer -fsanitize=address,undefined \
+    -fvisibility=hidden -Wall -Wextra -Wno-unused-parameter "${DEFINES[@]}" \
+    -isystem "$NODE_INC" -isystem "$NAPI_INC" -c "$s" -o "$o" &
+  pids+=($!)
+  # Two at a time.
+  if [ ${#pids[@]} -ge 2 ]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
+done
+for p in "${pids[@]}"; do wait "$p"; done
+# -shared-libasan: the runtime comes from the preloaded libclang_rt.asan; the
+# node binary provides the N-API and OpenSSL symbols at load time.
+"$CLANGXX" -shared -fsanitize=address,undefined -shared-libasan -o "$OUT/mailfront.node" "${objs[@]}"
+echo "   built in $(( $(date +%s) - t0 ))s"
+
+ARGS=("$@")
+[ ${#ARGS[@]} -gt 0 ] || ARGS=(test/native)
+
+echo "== vitest ${ARGS[*]} under ASan/UBSan (LD_PRELOAD=$RT)"
+t0=$(date +%s)
+set +e
+sanitized MAILFRONT_ADDON="$PWD/$OUT/mailfront.node" \
+  timeout --signal=KILL 900 npx vitest run "${ARGS[@]}" >"$OUT/vitest.log" 2>&1
+rc=$?
+set -e
+echo "   vitest exit $rc in $(( $(date +%s) - t0 ))s: $(grep -E '^ +Tests ' "$OUT/vitest.log" | tr -s ' ' | head -1)"
+
+# ---- judge the reports ----
+set +e
+judge "$OUT/logs"
+judged=$?
+set -e
+if [ $rc -ne 0 ]; then
+  echo "!! the native tests failed under the sanitizers: see $OUT/vitest.log"
+  tail -n 30 "$OUT/vitest.log"
+  exit 1
+fi
+exit $judged
