@@ -333,10 +333,16 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     Napi::Object out = Napi::Object::New(env);
     out.Set("workers", double(engine_->workers.size()));
     out.Set("active", double(engine_->active.load()));
+    int64_t now = now_ms(), oldest = 0;
+    for (auto& w : engine_->workers) {
+      int64_t hb = w->heartbeat_ms.load(std::memory_order_relaxed);
+      if (hb && now - hb > oldest) oldest = now - hb;
+    }
+    out.Set("maxLoopAgeMs", double(oldest));
     auto snap = engine_->snapshot();
     Napi::Array ls = Napi::Array::New(env);
     for (size_t i = 0; snap && i < engine_->listener_count; i++) {
-      uint64_t acc = 0, rl = 0, rpc = 0, hs = 0, hf = 0, res = 0, bi = 0, bo = 0, bf = 0;
+      uint64_t acc = 0, rl = 0, rpc = 0, hs = 0, hf = 0, res = 0, su = 0, bi = 0, bo = 0, bf = 0;
       int64_t act = 0;
       for (auto& w : engine_->workers) {
         ListenerCounters& c = w->counters[i];
@@ -346,6 +352,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
         hs += c.handshakes.load(std::memory_order_relaxed);
         hf += c.handshake_failures.load(std::memory_order_relaxed);
         res += c.resumed.load(std::memory_order_relaxed);
+        su += c.sni_unknown.load(std::memory_order_relaxed);
         bi += c.bytes_in.load(std::memory_order_relaxed);
         bo += c.bytes_out.load(std::memory_order_relaxed);
         bf += c.backend_failures.load(std::memory_order_relaxed);
@@ -360,6 +367,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
       o.Set("handshakes", double(hs));
       o.Set("handshakeFailures", double(hf));
       o.Set("resumed", double(res));
+      o.Set("sniUnknown", double(su));
       o.Set("bytesIn", double(bi));
       o.Set("bytesOut", double(bo));
       o.Set("backendFailures", double(bf));

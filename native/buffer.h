@@ -33,18 +33,22 @@ struct Buf {
   char* data = nullptr;
   uint32_t off = 0, len = 0;
 
-  uint32_t space() const { return data ? kChunk - off - len : kChunk; }
+  // Room left in all, once compacted.
+  uint32_t room() const { return kChunk - len; }
   bool empty() const { return len == 0; }
   char* head() { return data + off; }
-  // Room at the tail, taking a chunk from <pool> when needed.
+  // Where new data goes, taking a chunk from <pool> when needed; data is moved
+  // to the front when less than half a chunk is left behind it.
   char* tail(BufferPool& pool) {
     if (!data) data = pool.get();
-    if (off + len == kChunk && off > 0) {
+    if (off > 0 && kChunk - off - len < kChunk / 2) {
       memmove(data, data + off, len);
       off = 0;
     }
     return data + off + len;
   }
+  // Contiguous room behind the data: what may be written at tail().
+  uint32_t tail_room() const { return data ? kChunk - off - len : kChunk; }
   void consume(uint32_t n, BufferPool& pool) {
     off += n;
     len -= n;
@@ -56,8 +60,14 @@ struct Buf {
     off = len = 0;
   }
   bool append(const char* p, uint32_t n, BufferPool& pool) {
-    if (n > space()) return false;
-    memcpy(tail(pool), p, n);
+    if (n > room()) return false;
+    char* t = tail(pool);
+    if (n > tail_room()) {
+      memmove(data, data + off, len);
+      off = 0;
+      t = data + len;
+    }
+    memcpy(t, p, n);
     len += n;
     return true;
   }

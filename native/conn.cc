@@ -23,6 +23,8 @@ namespace {
 
 // Pre-TLS replies queued beyond this stop the reading until the client reads them.
 constexpr size_t kMaxPlainOut = 64 * 1024;
+// How long a client may go on sending after the backend closed (HAProxy's client-fin).
+constexpr int64_t kFinLingerMs = 10000;
 // A backend greeting must fit one relay buffer.
 constexpr uint32_t kMaxGreeting = kChunk;
 
@@ -64,8 +66,9 @@ void Conn::start() {
 }
 
 int64_t Conn::deadline() const {
-  if (state_ == State::Relaying) return last_activity_ms_ + snap_->timeouts.idle_ms;
-  return deadline_ms_;
+  if (state_ != State::Relaying) return deadline_ms_;
+  int64_t idle = last_activity_ms_ + snap_->timeouts.idle_ms;
+  return fin_deadline_ms_ && fin_deadline_ms_ < idle ? fin_deadline_ms_ : idle;
 }
 
 void Conn::set_deadline(int64_t ms) {
@@ -163,6 +166,7 @@ int Conn::on_servername(int* alert) {
   bool valid = normalize_sni(raw, name);
   if (valid) sni_ = name;
   int ctx = valid ? snap_->find_context(name) : -1;
+  if (ctx < 0 && raw) ListenerCounters::bump(w_.counters[size_t(listener_)].sni_unknown);
   if (ctx < 0) {
     // An unknown name (or an IP literal, or garbage) is not an error unless the
     // policy is "reject"; a client without SNI always gets the default.
@@ -345,9 +349,10 @@ void Conn::step_relay() {
   while (progress) {
     progress = false;
     // client -> backend
-    if (!client_eof_ && c2b_.space() > 0 && (c_readable_ || SSL_has_pending(ssl_))) {
+    if (!client_eof_ && c2b_.room() > 0 && (c_readable_ || SSL_has_pending(ssl_))) {
       ERR_clear_error();
-      int n = SSL_read(ssl_, c2b_.tail(w_.pool), int(c2b_.space()));
+      char* into = c2b_.tail(w_.pool);
+      int n = SSL_read(ssl_, into, int(c2b_.tail_room()));
       if (n > 0) {
         c2b_.len += uint32_t(n);
         bytes_in_ += uint64_t(n);
@@ -372,6 +377,8 @@ void Conn::step_relay() {
       } else if (n < 0 && errno == EAGAIN) {
         b_writable_ = false;
       } else if (!(n < 0 && errno == EINTR)) {
+        // After the backend's FIN, a refused write only means it is gone for good.
+        if (backend_eof_) return close("backend_closed");
         return close("backend_error", strerror(errno));
       }
     }
@@ -380,8 +387,9 @@ void Conn::step_relay() {
       backend_shut_ = true;
     }
     // backend -> client
-    if (!backend_eof_ && b_readable_ && b2c_.space() > 0 && bfd_ >= 0) {
-      ssize_t n = ::recv(bfd_, b2c_.tail(w_.pool), b2c_.space(), 0);
+    if (!backend_eof_ && b_readable_ && b2c_.room() > 0 && bfd_ >= 0) {
+      char* into = b2c_.tail(w_.pool);
+      ssize_t n = ::recv(bfd_, into, b2c_.tail_room(), 0);
       if (n > 0) {
         b2c_.len += uint32_t(n);
         progress = true;
@@ -425,8 +433,18 @@ void Conn::step_relay() {
     last_activity_ms_ = w_.now;
     flush_counters();
   }
-  // The backend is done and all it sent is out: a close_notify, then close.
-  if (backend_eof_ && b2c_.empty()) return close(client_eof_ ? "client_closed" : "backend_closed");
+  if (!first_eof_ && (client_eof_ || backend_eof_)) first_eof_ = client_eof_ ? "client_closed" : "backend_closed";
+  // The backend's FIN becomes a close_notify once all it sent is out. The client
+  // may still finish what it was sending (half-close), for a short while.
+  if (backend_eof_ && b2c_.empty() && !tls_shut_) {
+    ERR_clear_error();
+    SSL_shutdown(ssl_);
+    ERR_clear_error();
+    tls_shut_ = true;
+    fin_deadline_ms_ = w_.now + std::min<int64_t>(kFinLingerMs, snap_->timeouts.idle_ms);
+    w_.wheel.insert(&timer, deadline());
+  }
+  if (backend_eof_ && b2c_.empty() && client_eof_ && c2b_.empty()) return close(first_eof_);
 }
 
 // ---- ends ----
@@ -452,7 +470,9 @@ void Conn::say_goodbye(const std::string& text) {
     }
     SSL_write(ssl_, text.data(), int(text.size()));
   } else if (!ssl_) {
-    ssize_t r = ::send(cfd_, text.data(), text.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    // Pre-TLS replies still queued go first.
+    plain_out_ += text;
+    ssize_t r = ::send(cfd_, plain_out_.data(), plain_out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
     (void)r;
   }
   ERR_clear_error();
@@ -475,6 +495,8 @@ void Conn::on_deadline() {
       return;
     }
     case State::Relaying:
+      // The backend is gone and the client did not close in time: nothing to say.
+      if (fin_deadline_ms_ && w_.now >= fin_deadline_ms_) return close(first_eof_);
       say_goodbye(goodbye(policy().proto, "", "Autologout; idle for too long"));
       return close("idle_timeout");
     case State::Closed: return;

@@ -90,7 +90,8 @@ class Conn {
   int backend_ = -1;
   size_t server_ = 0, attempts_ = 0, first_server_ = 0;
   std::string sni_, backend_local_;
-  int64_t deadline_ms_ = 0, last_activity_ms_ = 0;
+  int64_t deadline_ms_ = 0, last_activity_ms_ = 0, fin_deadline_ms_ = 0;
+  const char* first_eof_ = nullptr;  // "client_closed" or "backend_closed": who ended it
   int64_t t_accept_us_, t_handshake_us_ = 0, t_connect_start_us_ = 0, t_connected_us_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   uint64_t counted_in_ = 0, counted_out_ = 0;  // already added to the listener counters

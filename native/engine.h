@@ -44,6 +44,8 @@ class Worker {
   BufferPool pool;
   TimerWheel wheel;
   int64_t now = 0;
+  // Last loop iteration (any thread reads it): a wedged worker shows as an old heartbeat.
+  std::atomic<int64_t> heartbeat_ms{0};
 
   void watch(int fd, Conn* c, bool backend_side);
   void retire(Conn* c);  // freed after the current batch of events

@@ -154,6 +154,7 @@ void Worker::run() {
   while (!engine.stopping.load(std::memory_order_acquire)) {
     int n = epoll_wait(ep_.get(), events, 256, int(TimerWheel::kTickMs));
     now = now_ms();
+    heartbeat_ms.store(now, std::memory_order_relaxed);
     for (int i = 0; i < n; i++) {
       uint64_t d = events[i].data.u64;
       if (d == kWake) {

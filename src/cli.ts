@@ -37,7 +37,8 @@ async function check(configPath: string): Promise<number> {
   const names = new Set<string>();
   for (const c of gen.certs.certificates) for (const n of c.names) names.add(n);
   for (const name of [...names].sort()) {
-    const hit = lookup(gen.certs, name);
+    // A wildcard is shown with what a name under it gets.
+    const hit = lookup(gen.certs, name.startsWith('*.') ? `wildcard-check${name.slice(1)}` : name);
     const detail = hit.certificates.map((c) => `${c.keyType} ${c.path} until ${c.notAfter.toISOString().slice(0, 10)}${c.expired ? ' EXPIRED' : ''}`);
     out.push(`name ${name}: ${hit.match} -> ${detail.join('; ')}`);
   }

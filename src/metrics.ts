@@ -137,6 +137,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const handshakes = nativeCounter('mailfront_tls_handshakes_total', 'Completed TLS handshakes, by listener.');
   const handshakeFailures = nativeCounter('mailfront_tls_handshake_failures_total', 'Failed TLS handshakes, by listener.');
   const resumed = nativeCounter('mailfront_tls_resumed_handshakes_total', 'TLS handshakes that resumed a session, by listener.');
+  const sniUnknown = nativeCounter(
+    'mailfront_tls_sni_unknown_total',
+    'Handshakes whose SNI matched no certificate (default served, or rejected with unknown_sni: reject), by listener.',
+  );
   const bytes = nativeCounter(
     'mailfront_relayed_bytes_total',
     'Plaintext bytes relayed, by listener and direction (in: client to backend, out: backend to client).',
@@ -163,6 +167,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       add(handshakes, 'handshakes');
       add(handshakeFailures, 'handshakeFailures');
       add(resumed, 'resumed');
+      add(sniUnknown, 'sniUnknown');
       add(bytes, 'bytesIn', { direction: 'in' });
       add(bytes, 'bytesOut', { direction: 'out' });
       add(backendFailures, 'backendFailures');

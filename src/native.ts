@@ -119,6 +119,8 @@ export interface ListenerCounters {
   handshakes: number;
   handshakeFailures: number;
   resumed: number;
+  /** Handshakes whose SNI matched no certificate (served the default, or rejected). */
+  sniUnknown: number;
   bytesIn: number;
   bytesOut: number;
   backendFailures: number;
@@ -127,6 +129,8 @@ export interface ListenerCounters {
 export interface NativeStats {
   workers: number;
   active: number;
+  /** Milliseconds since the slowest worker last went round its loop (it wakes at least every 100 ms). */
+  maxLoopAgeMs: number;
   listeners: ListenerCounters[];
 }
 

@@ -52,6 +52,21 @@ export async function prepare(configPath: string, log: Logger): Promise<Generati
   return { config, certs, snapshot: buildSnapshot(config, certs, sieve.capabilities, ticketKeys) };
 }
 
+/**
+ * A renewal that broke a pair being served (a key that does not match, a file
+ * certbot left half-written) must not take that domain's certificate away: the
+ * reload fails as a whole and the previous certificates go on serving.
+ */
+function refuseLosingCertificates(current: CertStore, next: CertStore): void {
+  const served = new Set(current.certificates.flatMap((c) => [c.path, c.keyPath]));
+  const broken = next.problems.filter((p) => p.level === 'error' && served.has(p.path));
+  if (broken.length > 0)
+    throw new MailfrontError(
+      'MF_CERT_LOAD',
+      `a certificate being served cannot be reloaded (${broken.map((p) => `${p.path}: ${p.message}`).join('; ')})`,
+    );
+}
+
 function sameListeners(a: Config, b: Config): boolean {
   const shape = (c: Config) => JSON.stringify(c.listeners.map((l) => [l.name, l.protocol, l.listen]));
   return shape(a) === shape(b) && a.workers === b.workers;
@@ -70,6 +85,7 @@ export class Service {
   #stopping?: Promise<void>;
   #watcher?: { close(): void };
   #signalHandlers: [NodeJS.Signals, () => void][] = [];
+  #hurry = false;
 
   constructor(options: ServiceOptions) {
     this.#options = options;
@@ -129,7 +145,11 @@ export class Service {
       'mailfront ready',
     );
     this.#notifier.ready(`serving ${gen.certs.certificates.length} certificates`);
-    this.#notifier.startWatchdog({ healthy: () => !!this.#proxy });
+    // A worker that has not gone round its loop for 5 s is wedged: stop the pings and let systemd restart us.
+    this.#notifier.startWatchdog({
+      healthy: () => !!this.#proxy && this.#proxy.stats().maxLoopAgeMs < 5000,
+      onUnhealthy: () => log.error({ loop_age_ms: this.#proxy?.stats().maxLoopAgeMs }, 'a data plane worker is stuck: watchdog pings stop'),
+    });
   }
 
   /** Re-reads config and certificates and swaps them in; keeps the old ones on any failure. One at a time. */
@@ -148,6 +168,7 @@ export class Service {
     const started = Date.now();
     try {
       const next = await prepare(this.#options.configPath, this.log);
+      refuseLosingCertificates(current.certs, next.certs);
       if (!sameListeners(current.config, next.config))
         log.warn('listeners or workers changed: restart mailfront to apply that part; the rest is applied now');
       const snapshot = sameListeners(current.config, next.config)
@@ -175,19 +196,23 @@ export class Service {
     return this.#stopping;
   }
 
+  /** Ends a drain in progress: the remaining connections are closed at once. */
+  hurry(): void {
+    this.#hurry = true;
+  }
+
   async #stop(): Promise<void> {
     const log = child(this.log, 'service');
     this.#notifier.stopping();
     this.#notifier.stopWatchdog();
     this.#watcher?.close();
-    for (const [sig, fn] of this.#signalHandlers) process.off(sig, fn);
     const proxy = this.#proxy;
     if (proxy) {
       proxy.drain();
       const deadline = Date.now() + (this.#current?.config.timeouts.drainMs ?? 0);
       let active = proxy.stats().active;
       if (active > 0) log.info({ active }, 'draining');
-      while (active > 0 && Date.now() < deadline) {
+      while (active > 0 && Date.now() < deadline && !this.#hurry) {
         await new Promise((r) => setTimeout(r, 100));
         active = proxy.stats().active;
       }
@@ -195,6 +220,7 @@ export class Service {
       log.info({ closed: active }, 'stopped');
     }
     await this.#metricsServer?.close();
+    for (const [sig, fn] of this.#signalHandlers) process.off(sig, fn);
     // Let the last batch of connection records reach the log.
     await new Promise((r) => setImmediate(r));
   }
@@ -219,6 +245,10 @@ export class Service {
     };
     on('SIGHUP', () => void this.reload('SIGHUP'));
     const stop = (sig: string) => () => {
+      if (this.#stopping) {
+        child(this.log, 'service').warn({ signal: sig }, 'second signal: closing the remaining connections now');
+        return this.hurry();
+      }
       child(this.log, 'service').info({ signal: sig }, 'stopping');
       void this.stop().then(() => process.exit(0));
     };

@@ -111,6 +111,40 @@ describe('relay', () => {
     }
   });
 
+  it('half-close the other way: the backend FIN becomes a close_notify, and the client may still send', async () => {
+    let lateData = '';
+    const backend = await fakeBackend(
+      '',
+      (s) => {
+        // Says its last word, half-closes, and goes on reading.
+        s.end('* BYE going away\r\n');
+        s.on('data', (d) => (lateData += d.toString()));
+      },
+      { halfOpen: true },
+    );
+    const px = startProxy(buildSnapshot(pki, { servers: [backend.address] }));
+    try {
+      const c = await connectTls(px.port, {
+        ca: pki.ca.rootPem,
+        servername: 'mail.b.example',
+        ...({ allowHalfOpen: true } as object),
+      });
+      // The close_notify arrives as 'end'; our side is still open.
+      await within(new Promise<void>((r) => c.socket.once('end', () => r())), 5000, 'close_notify');
+      expect(c.data()).toBe('* BYE going away\r\n');
+      c.socket.end('a2 late words\r\n');
+      const { error } = await within(c.closed, 5000, 'close');
+      expect(error).toBeUndefined();
+      await waitFor(() => lateData === 'a2 late words\r\n', 5000, 'late data at the backend');
+      const [rec] = await px.waitRecords(1);
+      expect(rec!.reason).toBe('backend_closed');
+      expect(rec!.bytesIn).toBe('a2 late words\r\n'.length);
+    } finally {
+      px.stop();
+      await backend.close();
+    }
+  });
+
   it('the backend closing: the client gets everything, then the close', async () => {
     const backend = await fakeBackend(GREETING, (s) => {
       s.on('data', (d) => {
