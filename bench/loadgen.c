@@ -325,7 +325,7 @@ static void engine(int mode, long count, double seconds, int conc) {
   for (;;) {
     double now = now_s();
     int may_start = now < deadline && st.started - started0 < count;
-    while (may_start && st.active < conc && st.started - started0 < count) {
+    while (may_start && st.active - (mode == M_IDLE ? st.idle_ready : 0) < conc && st.started - started0 < count) {
       if (opt.rate > 0) {
         if (now < next_start) break;
         next_start += 1.0 / opt.rate;

@@ -33,6 +33,7 @@ const { values: args } = parseArgs({
     reps: { type: 'string', default: process.env.BENCH_REPS },
     idle: { type: 'string', default: process.env.BENCH_IDLE },
     out: { type: 'string', default: process.env.BENCH_OUT ?? path.join(BENCH, 'RESULTS.md') },
+    profile: { type: 'string' }, // PEER[:scenario]: perf record -g the peer during one run, report to work/perf-PEER-SCENARIO.txt
   },
 });
 const QUICK = args.quick;
@@ -248,6 +249,7 @@ const peers = {
         'stream {',
         `  ssl_certificate ${pems()}/$ssl_server_name.pem;`,
         `  ssl_certificate_key ${pems()}/$ssl_server_name.pem;`,
+        '  ssl_protocols TLSv1.2 TLSv1.3;',
         `  server { listen 127.0.0.1:${port} ssl; proxy_pass 127.0.0.1:${BACKEND_ECHO}; }`,
         `  server { listen 127.0.0.1:${port + 1} ssl; proxy_pass 127.0.0.1:${BACKEND_SINK}; }`,
         '}', '',
@@ -288,16 +290,16 @@ async function cpuRun(peer, argv, onReady) {
 }
 
 const scenarios = {
-  async full(peer) {
-    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'full', '-c', 32, '-t', P.hsSeconds]);
+  async full(peer, hook) {
+    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'full', '-c', 32, '-t', P.hsSeconds], hook);
     return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, cipher: r.cipher, errors: r.first_errors, p99_ms: r.conn_us.p99 / 1000 };
   },
-  async resumed(peer) {
-    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', '-c', 32, '-t', P.hsSeconds]);
+  async resumed(peer, hook) {
+    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', '-c', 32, '-t', P.hsSeconds], hook);
     return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, resumedShare: r.ok ? r.resumed / r.ok : 0, errors: r.first_errors };
   },
-  async bulk(peer) {
-    const r = await cpuRun(peer, ['--port', peer.port + 1, '--mode', 'bulk', '-c', 4, '-t', P.bulkSeconds]);
+  async bulk(peer, hook) {
+    const r = await cpuRun(peer, ['--port', peer.port + 1, '--mode', 'bulk', '-c', 4, '-t', P.bulkSeconds], hook);
     return { value: r.bytes / 1e6 / r.cpu, raw: r.mb_per_s, cpu: r.cpu, failures: r.failures, cipher: r.cipher, errors: r.first_errors };
   },
   async rtt(peer) {
@@ -315,7 +317,7 @@ async function idleMemory(name, n) {
     await sleep(500);
     const before = rssKiB(peer.pid);
     let after = 0;
-    const r = await loadgen(['--port', peer.port, '--mode', 'idle', '-c', 64, '-n', n, '-t', 180, '--conn-timeout', 30], async () => {
+    const r = await loadgen(['--port', peer.port, '--mode', 'idle', '-c', 64, '-n', n, '-t', 60, '--conn-timeout', 30], async () => {
       await quiesce(peer.pid);
       await sleep(500);
       after = rssKiB(peer.pid);
@@ -383,6 +385,12 @@ function versions() {
     haproxy: sh('haproxy', ['-v']).split('\n')[0],
     stunnel: sh('stunnel4', ['-version']).split('\n').find((l) => l.startsWith('stunnel')) ?? '?',
     nginx: sh('nginx', ['-v']),
+    speed: (() => {
+      const o = sh('taskset', ['-c', '0', 'openssl', 'speed', '-seconds', '1', 'ecdsap256', 'ecdhx25519']);
+      const sign = (o.match(/nistp256\)\s+\S+\s+\S+\s+([\d.]+)/) ?? [])[1];
+      const x = (o.match(/X25519\)\s+\S+\s+([\d.]+)/) ?? [])[1];
+      return `ECDSA P-256 sign ${fmt(Number(sign))}/s, X25519 ${fmt(Number(x))}/s (Debian's openssl speed, CPU 0)`;
+    })(),
     mailfront: `${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}${sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'native', 'src']) ? ' (+ uncommitted native/src changes)' : ''}`,
   };
 }
@@ -395,6 +403,7 @@ function report(results, idle, reload, meta) {
   out.push(`- Machine: ${v.cpu}, ${v.cpus} CPUs, ${v.memGiB} GiB, Linux ${v.kernel}, Debian ${v.debian}; shared with other work, so absolute rates are noisy: quote the ratios.`);
   out.push(`- mailfront ${v.mailfront}, Node ${v.node} (OpenSSL ${v.nodeOpenssl} inside Node), \`workers: 1\`, log level warn, default TLS settings.`);
   out.push(`- ${v.haproxy}; ${v.stunnel}; ${v.nginx}; Debian libssl3 ${v.libssl3}.`);
+  out.push(`- Crypto calibration: ${v.speed}; BENCHMARKS.md's machine did 26,066 and 17,337/s, so absolute rates here are not comparable with its table, ratios are.`);
   out.push(`- Method: /work/shared/BENCHMARKS.md. Proxy pinned to CPU 0, bench/loadgen + bench/backend to CPU 1, 127.0.0.1 only. ` +
     `Rates are divided by the proxy's CPU time (utime+stime of the whole process from /proc/PID/stat, before/after each run). ` +
     `${P.reps} repetition(s), peers interleaved (each repetition: each peer started fresh, every scenario); median (min-max).`);
@@ -467,6 +476,28 @@ function report(results, idle, reload, meta) {
 
 // ---------------------------------------------------------------- main
 
+async function profile(spec) {
+  const [name, scen = 'full'] = spec.split(':');
+  const peer = await startPeer(name);
+  children.add(peer.child);
+  const data = path.join(WORK, `perf-${name}-${scen}.data`);
+  const rep = path.join(WORK, `perf-${name}-${scen}.txt`);
+  let perf;
+  const r = await scenarios[scen](peer, async () => {
+    perf = spawn('perf', ['record', '-F', '999', '-g', '-o', data, '-p', String(peer.pid)], { stdio: ['ignore', 'ignore', 'ignore'] });
+    await sleep(500);
+  });
+  perf.kill('SIGINT');
+  await new Promise((res) => perf.once('exit', res));
+  await stop(peer.child);
+  children.delete(peer.child);
+  const flat = sh('perf', ['report', '-i', data, '--no-children', '--sort', 'sym', '--stdio', '-g', 'none', '--percent-limit', '0.5']);
+  const dso = sh('perf', ['report', '-i', data, '--no-children', '--sort', 'dso', '--stdio', '-g', 'none', '--percent-limit', '0.5']);
+  const tree = sh('perf', ['report', '-i', data, '--children', '--sort', 'sym', '--stdio', '-g', 'caller,0.5,callee', '--percent-limit', '3']);
+  fs.writeFileSync(rep, `# ${name} ${scen}: ${JSON.stringify(r)}\n\n## by dso\n${dso}\n\n## self, by symbol\n${flat}\n\n## with children\n${tree}\n`);
+  log(`${name} ${scen}: ${fmt(r.value)} per CPU-s; profile in ${rep}`);
+}
+
 const children = new Set();
 async function main() {
   const t0 = Date.now();
@@ -479,6 +510,11 @@ async function main() {
   const sink = start('backend-sink', 1, path.join(BIN, 'backend'), ['--port', BACKEND_SINK, '--discard', '--max-seconds', 1800]);
   children.add(echo).add(sink);
   await Promise.all([waitPort(BACKEND_ECHO), waitPort(BACKEND_SINK)]);
+  if (args.profile) {
+    for (const spec of args.profile.split(',')) await profile(spec);
+    for (const c of children) await stop(c);
+    return;
+  }
 
   const results = {};
   const idle = {};
