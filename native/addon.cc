@@ -14,6 +14,7 @@
 
 #include "dialog.h"
 #include "engine.h"
+#include "proxy_parse.h"
 #include "tickets.h"
 #include "tls.h"
 
@@ -216,6 +217,16 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
     std::string alpn = str(l, "alpn");
     if (alpn.size() > 255) { err = "listener " + lp.name + ": alpn too long"; return nullptr; }
     lp.alpn = std::string(1, char(alpn.size())) + alpn;
+    Napi::Value ap = l.Get("acceptProxy");
+    lp.accept_proxy = ap.IsBoolean() && ap.As<Napi::Boolean>().Value();
+    Napi::Array trusted = arr(l, "trustedProxies");
+    for (uint32_t j = 0; j < trusted.Length(); j++) {
+      Napi::Value v = trusted.Get(j);
+      Cidr c;
+      if (!v.IsString() || !parse_cidr(v.As<Napi::String>().Utf8Value(), c)) { err = "listener " + lp.name + ": bad trustedProxies entry"; return nullptr; }
+      lp.trusted_proxies.push_back(c);
+    }
+    if (lp.accept_proxy && lp.trusted_proxies.empty()) { err = "listener " + lp.name + ": acceptProxy without trustedProxies"; return nullptr; }
     s->listeners.push_back(std::move(lp));
   }
   Napi::Object t = obj(js, "timeouts");
@@ -342,7 +353,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     auto snap = engine_->snapshot();
     Napi::Array ls = Napi::Array::New(env);
     for (size_t i = 0; snap && i < engine_->listener_count; i++) {
-      uint64_t acc = 0, rl = 0, rpc = 0, hs = 0, hf = 0, res = 0, su = 0, bi = 0, bo = 0, bf = 0;
+      uint64_t acc = 0, rl = 0, rpc = 0, hs = 0, hf = 0, res = 0, su = 0, bi = 0, bo = 0, bf = 0, pr = 0, pm = 0;
       int64_t act = 0;
       for (auto& w : engine_->workers) {
         ListenerCounters& c = w->counters[i];
@@ -356,6 +367,8 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
         bi += c.bytes_in.load(std::memory_order_relaxed);
         bo += c.bytes_out.load(std::memory_order_relaxed);
         bf += c.backend_failures.load(std::memory_order_relaxed);
+        pr += c.proxy_refused.load(std::memory_order_relaxed);
+        pm += c.proxy_malformed.load(std::memory_order_relaxed);
         act += c.active.load(std::memory_order_relaxed);
       }
       Napi::Object o = Napi::Object::New(env);
@@ -371,6 +384,8 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
       o.Set("bytesIn", double(bi));
       o.Set("bytesOut", double(bo));
       o.Set("backendFailures", double(bf));
+      o.Set("proxyRefused", double(pr));
+      o.Set("proxyMalformed", double(pm));
       ls.Set(uint32_t(i), o);
     }
     out.Set("listeners", ls);
@@ -435,11 +450,57 @@ Napi::Value TestDialog(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// For the PROXY header reader's table tests: parse_proxy_header() on one buffer.
+Napi::Value TestProxyParse(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "testProxyParse(buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto b = info[0].As<Napi::Buffer<char>>();
+  ProxyParse p = parse_proxy_header(std::string_view(b.Data(), b.Length()));
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("status", p.status == ProxyParse::Status::Done ? "done" : p.status == ProxyParse::Status::NeedMore ? "more" : "malformed");
+  if (p.status == ProxyParse::Status::Done) {
+    o.Set("length", double(p.length));
+    o.Set("local", p.local);
+    if (!p.local) {
+      o.Set("src", format_addr(p.src));
+      o.Set("dst", format_addr(p.dst));
+    }
+  }
+  if (p.status == ProxyParse::Status::Malformed) o.Set("why", p.why);
+  return o;
+}
+
+// For the trusted_proxies tests: does <address> ("ip:port") lie in <cidrs>? Throws on a bad CIDR.
+Napi::Value TestCidrMatch(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsArray() || !info[1].IsString()) {
+    Napi::TypeError::New(env, "testCidrMatch(cidrs[], address)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::vector<Cidr> nets;
+  Napi::Array a = info[0].As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Cidr c;
+    if (!parse_cidr(a.Get(i).As<Napi::String>().Utf8Value(), c)) {
+      Napi::Error::New(env, "bad CIDR").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    nets.push_back(c);
+  }
+  auto addr = parse_addr(info[1].As<Napi::String>().Utf8Value());
+  return Napi::Boolean::New(env, addr && cidr_match(nets, *addr));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Proxy", Proxy::Init(env));
   exports.Set("opensslVersion", OpenSSL_version(OPENSSL_VERSION));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   exports.Set("testDialog", Napi::Function::New(env, TestDialog));
+  exports.Set("testProxyParse", Napi::Function::New(env, TestProxyParse));
+  exports.Set("testCidrMatch", Napi::Function::New(env, TestCidrMatch));
   return exports;
 }
 

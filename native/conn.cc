@@ -14,6 +14,7 @@
 #include "engine.h"
 #include "greeting.h"
 #include "proxy_header.h"
+#include "proxy_parse.h"
 #include "sni.h"
 #include "tls.h"
 
@@ -38,6 +39,9 @@ Conn::Conn(Worker& w, int listener, int fd, const SockAddr& peer, std::shared_pt
     : w_(w), snap_(std::move(snap)), listener_(listener), cfd_(fd), state_(State::Handshake), peer_(peer),
       t_accept_us_(now_us()) {
   client_key_ = addr_key(peer_);
+  // Behind a balancer the per-client slot is taken once the header names the
+  // client (step_proxy_header); otherwise accept_from() took it for the peer.
+  client_held_ = !policy().accept_proxy;
   timer.owner = this;
 }
 
@@ -54,15 +58,31 @@ void Conn::start() {
   setsockopt(cfd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   w_.watch(cfd_, this, false);
   last_activity_ms_ = w_.now;
+  if (policy().accept_proxy) {
+    // Only a listed balancer may name the client; anyone else is refused unread.
+    if (!cidr_match(policy().trusted_proxies, peer_)) {
+      ListenerCounters::bump(w_.counters[size_t(listener_)].proxy_refused);
+      return close("proxy_header_refused", format_addr(peer_) + " is not in trusted_proxies");
+    }
+    state_ = State::ProxyHeader;
+    set_deadline(w_.now + snap_->timeouts.handshake_ms);
+  } else {
+    begin_session();
+    if (state_ == State::Closed) return;
+  }
+  advance();
+}
+
+// What follows the accept (or the PROXY header): the pre-TLS greeting or the handshake.
+void Conn::begin_session() {
   if (is_starttls(policy().proto)) {
     state_ = State::PreTls;
     dialog_ = std::make_unique<PreTlsDialog>(policy().proto, policy().capabilities, snap_->limits.line_bytes);
     plain_out_ = dialog_->greeting();
     set_deadline(w_.now + snap_->timeouts.pretls_ms);
   } else {
-    if (!begin_tls()) return;
+    begin_tls();
   }
-  advance();
 }
 
 int64_t Conn::deadline() const {
@@ -95,6 +115,7 @@ void Conn::advance() {
   for (;;) {
     State before = state_;
     switch (state_) {
+      case State::ProxyHeader: step_proxy_header(); break;
       case State::PreTls: step_pretls(); break;
       case State::Handshake: step_handshake(); break;
       case State::Connecting: step_connecting(); break;
@@ -102,6 +123,60 @@ void Conn::advance() {
       case State::Closed: return;
     }
     if (state_ == before) return;
+  }
+}
+
+// ---- PROXY header from a trusted balancer (accept_proxy listeners) ----
+
+// Peeks, so that nothing past the header leaves the socket: the ClientHello (or
+// the client's first pre-TLS bytes) is read by the next state as if the header
+// had never been there. Only the header's own bytes are consumed.
+void Conn::step_proxy_header() {
+  ListenerCounters& ctr = w_.counters[size_t(listener_)];
+  while (c_readable_) {
+    char buf[kProxyPeek];
+    ssize_t n = ::recv(cfd_, buf, sizeof buf, MSG_PEEK);
+    if (n == 0) {
+      ListenerCounters::bump(ctr.proxy_malformed);
+      return close("proxy_header_malformed", "connection closed before the end of the PROXY header");
+    }
+    if (n < 0) {
+      if (errno == EAGAIN) { c_readable_ = false; return; }
+      if (errno == EINTR) continue;
+      return close("client_error", strerror(errno));
+    }
+    ProxyParse p = parse_proxy_header(std::string_view(buf, size_t(n)));
+    if (p.status == ProxyParse::Status::Malformed) {
+      ListenerCounters::bump(ctr.proxy_malformed);
+      return close("proxy_header_malformed", p.why);
+    }
+    if (p.status == ProxyParse::Status::NeedMore) {
+      // Edge-triggered: the next segment wakes us again even though these bytes stay queued.
+      if (size_t(n) >= sizeof buf) {
+        ListenerCounters::bump(ctr.proxy_malformed);
+        return close("proxy_header_malformed", "header longer than 536 bytes");
+      }
+      c_readable_ = false;
+      return;
+    }
+    // The header is all there: take exactly its bytes (a short read of peeked bytes cannot happen).
+    ssize_t r = ::recv(cfd_, buf, p.length, 0);
+    if (r != ssize_t(p.length)) return close("client_error", r < 0 ? strerror(errno) : "short read of a peeked PROXY header");
+    if (!p.local) {
+      peer_ = p.src;
+      proxied_local_ = p.dst;
+      client_key_ = addr_key(peer_);
+    }
+    // The per_client limit counts real clients, not the balancer.
+    if (!w_.engine.clients.acquire(client_key_, snap_->limits.per_client)) {
+      ListenerCounters::bump(ctr.rejected_per_client);
+      return close("per_client_limit", format_addr(peer_) + " holds limits.per_client connections");
+    }
+    client_held_ = true;
+    // Bytes after the header may be queued already: the next state reads without waiting for an edge.
+    c_readable_ = true;
+    begin_session();
+    return;
   }
 }
 
@@ -292,9 +367,11 @@ void Conn::connected() {
   if (getsockname(bfd_, local.sa(), &local.len) == 0) backend_local_ = format_addr(local);
   const Backend& b = *snap_->backends[size_t(backend_)];
   if (b.proxy_header != ProxyHeader::Off) {
-    SockAddr reached;
-    reached.len = sizeof reached.ss;
-    getsockname(cfd_, reached.sa(), &reached.len);
+    SockAddr reached = proxied_local_;
+    if (reached.family() == AF_UNSPEC) {
+      reached.len = sizeof reached.ss;
+      getsockname(cfd_, reached.sa(), &reached.len);
+    }
     std::string h = proxy_header(b.proxy_header, peer_, reached);
     c2b_.append(h.data(), uint32_t(h.size()), w_.pool);
   }
@@ -483,6 +560,9 @@ void Conn::on_deadline() {
     case State::PreTls:
       if (dialog_) say_goodbye(dialog_->timeout_goodbye());
       return close("pretls_timeout");
+    case State::ProxyHeader:
+      ListenerCounters::bump(w_.counters[size_t(listener_)].proxy_malformed);
+      return close("proxy_header_timeout", "no complete PROXY header within timeouts.handshake");
     case State::Handshake:
       ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
       return close("handshake_timeout");
@@ -526,7 +606,7 @@ void Conn::close(const char* reason, std::string detail) {
   flush_counters();
   w_.counters[size_t(listener_)].active.fetch_sub(1, std::memory_order_relaxed);
   w_.engine.active.fetch_sub(1, std::memory_order_relaxed);
-  w_.engine.clients.release(client_key_);
+  if (client_held_) w_.engine.clients.release(client_key_);
   Event ev;
   ConnRecord& r = ev.record;
   const ListenerPolicy& lp = policy();

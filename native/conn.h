@@ -18,6 +18,7 @@ namespace mf {
 class Worker;
 
 enum class State : uint8_t {
+  ProxyHeader, // accept_proxy listeners only: reading the balancer's PROXY header, nothing else
   PreTls,      // STARTTLS front-ends only: plaintext dialog with the client
   Handshake,   // TLS handshake in progress; SNI picks the context in the callback
   Connecting,  // non-blocking connect() to a backend server pending
@@ -50,6 +51,8 @@ class Conn {
   enum class Greeting : uint8_t { None, Swallow, StripStarttls };
 
   void advance();
+  void step_proxy_header();
+  void begin_session();
   void step_pretls();
   void step_handshake();
   void step_connecting();
@@ -76,6 +79,10 @@ class Conn {
   Greeting greeting_ = Greeting::None;
   SockAddr peer_;
   std::string client_key_;
+  bool client_held_ = false;  // client_key_ holds a per_client slot (released in close())
+  // From the PROXY header: what the client reached at the balancer (for our own
+  // PROXY header to the backend). Unset: the socket's own local address.
+  SockAddr proxied_local_;
 
   // Edge-triggered readiness, cleared when a call would block.
   bool c_readable_ = true, c_writable_ = true, b_readable_ = false, b_writable_ = false;

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "net.h"
+#include "proxy_parse.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -40,6 +41,10 @@ struct ListenerPolicy {
   std::vector<Route> routes;
   std::string capabilities;
   std::string alpn;  // wire form: length byte + id
+  // Behind an L4 balancer: every connection starts with a PROXY header (v1 or
+  // v2) from one of <trusted_proxies>; its client address replaces the peer's.
+  bool accept_proxy = false;
+  std::vector<Cidr> trusted_proxies;
 };
 
 struct Timeouts {

@@ -122,8 +122,10 @@ void Worker::accept_from(size_t index) {
       ::close(fd);
       continue;
     }
+    // Behind a balancer the peer is the balancer: the Conn counts the client its PROXY header names.
+    bool proxied = snap->listeners[size_t(ls.listener)].accept_proxy;
     std::string key = addr_key(peer);
-    if (!engine.clients.acquire(key, lim.per_client)) {
+    if (!proxied && !engine.clients.acquire(key, lim.per_client)) {
       ListenerCounters::bump(ctr.rejected_per_client);
       ::close(fd);
       continue;

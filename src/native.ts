@@ -48,6 +48,15 @@ export interface NativeListenerPolicy {
   capabilities: string;
   /** ALPN protocol id this listener accepts when a client offers ALPN (ALPACA). */
   alpn: string;
+  /**
+   * Behind an L4 balancer: every connection starts with a PROXY protocol
+   * header (v1 or v2) from an address in trustedProxies; the client it names
+   * replaces the peer (per-client limit, record, PROXY header to the backend).
+   * Default false.
+   */
+  acceptProxy?: boolean;
+  /** CIDR blocks ("10.0.0.0/8", "::1/128") allowed to send the header; required with acceptProxy. */
+  trustedProxies?: string[];
 }
 
 export interface NativeSnapshot {
@@ -96,7 +105,11 @@ export interface ConnectionRecord {
   handshakeMs: number;
   connectMs: number;
   durationMs: number;
-  /** Why it ended: "client_closed", "backend_closed", "handshake_failed", "backend_unavailable", "idle_timeout", ... */
+  /**
+   * Why it ended: "client_closed", "backend_closed", "handshake_failed", "backend_unavailable", "idle_timeout", ...
+   * accept_proxy listeners add "proxy_header_refused" (sender not trusted), "proxy_header_malformed",
+   * "proxy_header_timeout" and "per_client_limit" (the client the header named holds limits.per_client).
+   */
   reason: string;
   /** Detail for failures (OpenSSL error text, errno text); never key material. */
   detail: string;
@@ -124,6 +137,10 @@ export interface ListenerCounters {
   bytesIn: number;
   bytesOut: number;
   backendFailures: number;
+  /** accept_proxy: connections from a sender outside trusted_proxies, closed unread. */
+  proxyRefused: number;
+  /** accept_proxy: malformed, unfinished or timed-out PROXY headers. */
+  proxyMalformed: number;
 }
 
 export interface NativeStats {
@@ -157,6 +174,22 @@ interface AddonModule {
   opensslVersion: string;
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
+  /** Tests: the PROXY header reader on one buffer. */
+  testProxyParse(data: Buffer): ProxyParseResult;
+  /** Tests: is "ip:port" inside one of the CIDR blocks? Throws on a bad block. */
+  testCidrMatch(cidrs: string[], address: string): boolean;
+}
+
+export interface ProxyParseResult {
+  status: 'done' | 'more' | 'malformed';
+  /** done: header bytes consumed. */
+  length?: number;
+  /** done: LOCAL / UNKNOWN / non-IP family: the socket's own addresses stay. */
+  local?: boolean;
+  src?: string;
+  dst?: string;
+  /** malformed: why. */
+  why?: string;
 }
 
 const require = createRequire(import.meta.url);

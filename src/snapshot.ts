@@ -73,6 +73,8 @@ export function buildSnapshot(
       routes,
       capabilities: capabilitiesFor(l.protocol, sieveCapabilities?.get(l.name) ?? l.sieveCapabilities),
       alpn: l.alpn ?? ALPN_BY_PROTOCOL[l.protocol],
+      acceptProxy: l.acceptProxy,
+      trustedProxies: [...l.trustedProxies],
     };
   });
   return {

@@ -1,6 +1,7 @@
 // The configuration: its YAML shape (snake_case keys, the contract of
 // DESIGN.md), defaults, validation, and the normalized camelCase Config the
 // rest of the control plane uses. Pure: no file access (see load.ts).
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
@@ -22,6 +23,10 @@ export interface ListenerConfig {
   alpn?: string;
   /** managesieve only: fallback capability lines (CRLF-terminated) when the backend cannot be probed. */
   sieveCapabilities?: string;
+  /** Behind an L4 balancer: each connection starts with a PROXY header (v1 or v2) naming the client. */
+  acceptProxy: boolean;
+  /** CIDR blocks allowed to send that header ("10.0.0.0/8", "::1/128"); required with acceptProxy. */
+  trustedProxies: string[];
 }
 
 export interface BackendConfig {
@@ -398,6 +403,63 @@ const alpn = z
     return v;
   });
 
+/** "a.b.c.d" or an IPv6 text -> its bytes (4 or 16); undefined if neither. */
+function ipBytes(ip: string): number[] | undefined {
+  if (net.isIPv4(ip)) return ip.split('.').map(Number);
+  if (!net.isIPv6(ip)) return undefined;
+  let text = ip;
+  let tail: number[] = [];
+  const v4 = /:(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    tail = v4[1]!.split('.').map(Number);
+    text = text.slice(0, v4.index + 1) + '0:0';
+  }
+  const [head, rest] = text.split('::') as [string, string | undefined];
+  const groups = (s: string) => (s === '' ? [] : s.split(':').map((g) => parseInt(g, 16)));
+  const h = groups(head);
+  const r = rest === undefined ? [] : groups(rest);
+  const all = rest === undefined ? h : [...h, ...Array<number>(8 - h.length - r.length).fill(0), ...r];
+  const bytes = all.flatMap((g) => [g >> 8, g & 0xff]);
+  if (tail.length) bytes.splice(12, 4, ...tail);
+  return bytes;
+}
+
+/**
+ * An address block for trusted_proxies: "10.0.0.0/8", "2001:db8::/32", or a
+ * bare address (one host). Returns the normalized text or an error text.
+ */
+export function parseCidr(v: unknown): string | { error: string } {
+  if (typeof v !== 'string' || v === '') return { error: `expected an address block such as "10.0.0.0/8" or "::1/128", got ${describe(v)}` };
+  const [ip, prefixText, extra] = v.split('/');
+  const bytes = ipBytes(ip ?? '');
+  if (!bytes || extra !== undefined) return { error: `"${v}" is not an address block (examples: 10.0.0.0/8, 127.0.0.1/32, ::1/128)` };
+  const max = bytes.length * 8;
+  if (prefixText === undefined) return `${ip}/${max}`;
+  if (!/^\d{1,3}$/.test(prefixText) || Number(prefixText) > max) return { error: `"${v}": the prefix length must be 0..${max}` };
+  const prefix = Number(prefixText);
+  const hostBits = bytes.some((b, i) => {
+    const keep = Math.max(0, Math.min(8, prefix - i * 8));
+    return (b & (0xff >> keep)) !== 0;
+  });
+  if (hostBits) {
+    const masked = bytes.map((b, i) => b & (0xff << (8 - Math.max(0, Math.min(8, prefix - i * 8)))) & 0xff);
+    const text =
+      bytes.length === 4
+        ? masked.join('.')
+        : Array.from({ length: 8 }, (_, i) => ((masked[2 * i]! << 8) | masked[2 * i + 1]!).toString(16)).join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
+    return { error: `"${v}" has bits set past its /${prefix} prefix (did you mean "${text}/${prefix}"?)` };
+  }
+  return `${ip}/${prefix}`;
+}
+
+const cidr = z.any().optional().transform((v: unknown, ctx): string => {
+  const r = parseCidr(v);
+  return typeof r === 'string' ? r : fail(ctx, r.error);
+});
+
+const bool = (dflt: boolean) =>
+  z.any().optional().transform((v: unknown, ctx): boolean => (v === undefined ? dflt : typeof v === 'boolean' ? v : fail(ctx, `expected true or false, got ${describe(v)}`)));
+
 // ---------------------------------------------------------------- the schema
 
 const Certificates = obj({
@@ -419,6 +481,8 @@ const Listener = obj({
   backend: ident('backend'),
   alpn,
   sieve_capabilities: sieveCapabilityLines,
+  accept_proxy: bool(false),
+  trusted_proxies: list(cidr, { single: true, what: 'address blocks ("10.0.0.0/8", "::1/128")' }),
 });
 
 const Backend = obj({
@@ -546,6 +610,15 @@ export function crossCheck(raw: unknown): SchemaIssue[] {
       if (owner !== undefined) out.push({ path: p, message: `"${a}" is already used by ${owner}` });
       else bound.set(a, `listeners[${i}]`);
     });
+    if (l.accept_proxy === true) {
+      const t = l.trusted_proxies;
+      if (t === undefined || t === null || (Array.isArray(t) && t.length === 0)) {
+        out.push({
+          path: ['listeners', i, 'accept_proxy'],
+          message: 'accept_proxy needs trusted_proxies: the address blocks of the balancers allowed to name the client (e.g. ["10.0.0.0/8"])',
+        });
+      }
+    }
     if (l.sieve_capabilities !== undefined && l.protocol !== 'managesieve') {
       out.push({ path: ['listeners', i, 'sieve_capabilities'], atKey: true, message: 'only a managesieve listener takes sieve_capabilities' });
     }
@@ -616,6 +689,8 @@ export function toConfig(raw: RawConfig, baseDir: string): Config {
       backend: l.backend,
       ...(l.alpn !== undefined ? { alpn: l.alpn } : {}),
       ...(l.sieve_capabilities !== undefined ? { sieveCapabilities: l.sieve_capabilities } : {}),
+      acceptProxy: l.accept_proxy,
+      trustedProxies: l.trusted_proxies,
     })),
     backends,
     routes: raw.routes.map((r) => ({ sni: r.sni, backends: { ...r.backends } })),
@@ -654,6 +729,9 @@ export function configWarnings(config: Config): string[] {
   for (const l of config.listeners) used.add(l.backend);
   for (const r of config.routes) for (const b of Object.values(r.backends)) used.add(b);
   for (const b of Object.keys(config.backends)) if (!used.has(b)) w.push(`backends.${b} is not used by any listener or route`);
+  for (const l of config.listeners) {
+    if (!l.acceptProxy && l.trustedProxies.length > 0) w.push(`listeners ${l.name}: trusted_proxies has no effect without accept_proxy: true`);
+  }
   if (config.certificates.unknownSni === 'default' && config.certificates.default === undefined) {
     w.push('certificates.default is not set: clients without SNI get whichever certificate the store ranks first');
   }

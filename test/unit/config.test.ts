@@ -319,3 +319,43 @@ describe('helpers', () => {
     expect(suggestKey('zzz', keys)).toBeUndefined();
   });
 });
+
+describe('accept_proxy and trusted_proxies', () => {
+  const withListener = (extra: string) =>
+    MINIMAL.replace('    backend: cyrus\n', `    backend: cyrus\n${extra}`);
+
+  it('defaults to off; takes CIDR blocks (a bare address is one host)', () => {
+    expect(parseConfig(MINIMAL, 'p.yaml').listeners[0]).toMatchObject({ acceptProxy: false, trustedProxies: [] });
+    const c = parseConfig(withListener('    accept_proxy: true\n    trusted_proxies: ["10.0.0.0/8", 127.0.0.1, "::1/128", "2001:db8::/32"]\n'), 'p.yaml');
+    expect(c.listeners[0]).toMatchObject({ acceptProxy: true, trustedProxies: ['10.0.0.0/8', '127.0.0.1/32', '::1/128', '2001:db8::/32'] });
+    expect(configWarnings(c).filter((w) => w.includes('proxies'))).toEqual([]);
+  });
+
+  it('refuses accept_proxy without trusted_proxies, at the key', () => {
+    const e = errorsOf(withListener('    accept_proxy: true\n'), 'p.yaml');
+    expect(e).toEqual([expect.stringMatching(/^p\.yaml:8:19: listeners\[0\]\.accept_proxy: accept_proxy needs trusted_proxies/)]);
+    expect(errorsOf(withListener('    accept_proxy: true\n    trusted_proxies: []\n'))[0]).toMatch(/accept_proxy needs trusted_proxies/);
+  });
+
+  it('validates each block with its line, and suggests the network for host bits', () => {
+    const e = errorsOf(withListener('    accept_proxy: true\n    trusted_proxies:\n      - 10.0.0.0/8\n      - 10.1.2.3/8\n      - 10.0.0.0/33\n      - example.org\n'), 'p.yaml');
+    expect(e).toEqual([
+      expect.stringMatching(/^p\.yaml:11:9: listeners\[0\]\.trusted_proxies\[1\]: "10\.1\.2\.3\/8" has bits set past its \/8 prefix \(did you mean "10\.0\.0\.0\/8"\?\)/),
+      expect.stringMatching(/^p\.yaml:12:9: listeners\[0\]\.trusted_proxies\[2\]: "10\.0\.0\.0\/33": the prefix length must be 0\.\.32/),
+      expect.stringMatching(/^p\.yaml:13:9: listeners\[0\]\.trusted_proxies\[3\]: "example\.org" is not an address block/),
+    ]);
+    expect(errorsOf(withListener('    accept_proxy: yes please\n    trusted_proxies: [10.0.0.0/8]\n'))[0]).toMatch(/accept_proxy: expected true or false/);
+  });
+
+  it('warns about trusted_proxies without accept_proxy', () => {
+    const c = parseConfig(withListener('    trusted_proxies: [10.0.0.0/8]\n'), 'p.yaml');
+    expect(configWarnings(c).filter((w) => w.includes('proxies'))).toEqual(['listeners imaps: trusted_proxies has no effect without accept_proxy: true']);
+  });
+
+  it('reaches the snapshot', async () => {
+    const { buildSnapshot } = await import('../../src/snapshot.js');
+    const c = parseConfig(withListener('    accept_proxy: true\n    trusted_proxies: [10.0.0.0/8]\n'), 'p.yaml');
+    const s = buildSnapshot(c, { contexts: [], exact: {}, wildcard: {}, defaultContext: 0 }, undefined);
+    expect(s.listeners[0]).toMatchObject({ acceptProxy: true, trustedProxies: ['10.0.0.0/8'] });
+  });
+});
