@@ -11,7 +11,7 @@ import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } f
 import { createProxy, loadAddon, type BoundListener, type NativeProxy, type NativeSnapshot } from './native.js';
 import { buildSnapshot, nativeListeners } from './snapshot.js';
 import { createNotifier, listenFds, type Notifier } from './systemd.js';
-import { readTicketKeys } from './ticket-keys.js';
+import { readTicketKeys, ticketKeyInfo } from './ticket-keys.js';
 
 const require = createRequire(import.meta.url);
 export const VERSION: string = (require('../package.json') as { version: string }).version;
@@ -141,6 +141,7 @@ export class Service {
         workers: gen.config.workers,
         listeners: this.bound,
         metrics: this.#metricsServer?.address,
+        ...ticketKeyInfo(gen.config.tls.ticketKeys, gen.snapshot.tls.ticketKeys),
       },
       'mailfront ready',
     );
@@ -179,7 +180,15 @@ export class Service {
       this.log.level = next.config.log.level;
       this.#publishCertificates(next.certs);
       this.metrics.reloaded('ok');
-      log.info({ why, ms: Date.now() - started, certificates: next.certs.certificates.length }, 'reloaded');
+      log.info(
+        {
+          why,
+          ms: Date.now() - started,
+          certificates: next.certs.certificates.length,
+          ...ticketKeyInfo(next.config.tls.ticketKeys, snapshot.tls.ticketKeys),
+        },
+        'reloaded',
+      );
       return true;
     } catch (err) {
       this.metrics.reloaded('failed');

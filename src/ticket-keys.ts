@@ -1,6 +1,7 @@
 // Session-ticket keys shared by a fleet: one key per line, base64 of 80 bytes
 // (name 16, HMAC 32, AES 32), newest first; '#' starts a comment.
 // Make one with: openssl rand -base64 80 | tr -d '\n'
+import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { MailfrontError } from './errors.js';
 
@@ -14,6 +15,9 @@ export function parseTicketKeys(text: string, file: string): Buffer[] {
     const key = Buffer.from(line, 'base64');
     if (!/^[A-Za-z0-9+/=]+$/.test(line) || key.length !== TICKET_KEY_BYTES)
       throw new MailfrontError('MF_CONFIG_INVALID', `${file}:${i + 1}: a ticket key is base64 of ${TICKET_KEY_BYTES} bytes`);
+    const same = keys.findIndex((k) => k.subarray(0, 16).equals(key.subarray(0, 16)));
+    // Two keys with one name: only the first could ever decrypt; a copy-paste slip.
+    if (same >= 0) throw new MailfrontError('MF_CONFIG_INVALID', `${file}:${i + 1}: the same key name as key ${same + 1} of the file`);
     keys.push(key);
   });
   if (keys.length === 0) throw new MailfrontError('MF_CONFIG_INVALID', `${file}: no ticket key in the file`);
@@ -28,4 +32,19 @@ export async function readTicketKeys(file: string): Promise<Buffer[]> {
     throw new MailfrontError('MF_CONFIG_READ', `${file}: ${(err as Error).message}`, { cause: err });
   }
   return parseTicketKeys(text, file);
+}
+
+/**
+ * For the ready/reloaded log lines: how many keys, and an id of the newest
+ * (a hash of its 16-byte name, which every ticket carries in clear anyway), so
+ * that an operator can check every instance of a fleet encrypts with the same key.
+ * Without a file: the keys are made in memory and rotated by the data plane.
+ */
+export function ticketKeyInfo(file: string | undefined, keys: readonly Buffer[]): Record<string, unknown> {
+  if (!file || keys.length === 0) return { ticket_keys: 'in memory, rotated every 6 h' };
+  return {
+    ticket_keys: file,
+    ticket_key_count: keys.length,
+    ticket_key_id: createHash('sha256').update(keys[0]!.subarray(0, 16)).digest('hex').slice(0, 12),
+  };
 }
