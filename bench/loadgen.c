@@ -13,6 +13,8 @@
 //                     idle: all N connections established), print {"event":"ready",...} and wait
 //                     for a line on stdin before the measured phase (idle: before closing all)
 //   --hold S          idle without --sync: how long to hold the connections
+//   --reuse-tickets   resumed: keep using a name's newest ticket until a newer one arrives (default: each
+//                     ticket once, as RFC 8446 C.4 asks of clients)
 //   --ciphersuites S  TLS 1.3 suites the client offers (default: OpenSSL's client default)
 //   --conn-timeout S  per-connection bound for connect+handshake+greeting (default 10)
 //
@@ -60,7 +62,7 @@ typedef struct conn {
 } conn;
 
 static struct {
-  int port, mode, conc, names, sync, verify_chain;
+  int port, mode, conc, names, sync, verify_chain, reuse_tickets;
   long count;
   double seconds, rate, hold, conn_timeout;
   const char* sni_fmt;
@@ -75,6 +77,8 @@ static conn* conns;
 static int nconns, free_head = -1;
 static char** names;
 static SSL_SESSION** sessions;  // latest ticket per name, taken (owned) by the next connection to that name
+static unsigned char** session_der;  // --reuse-tickets: the newest ticket per name, serialized
+static int* session_der_len;
 static struct sockaddr_in target;
 
 // Per-phase statistics.
@@ -118,6 +122,17 @@ static void failure(conn* c, enum fail f, const char* why) {
 static int new_session_cb(SSL* ssl, SSL_SESSION* sess) {
   conn* c = SSL_get_app_data(ssl);
   if (!c || !SSL_SESSION_is_resumable(sess)) return 0;
+  if (opt.reuse_tickets) {
+    // OpenSSL's client will not offer an SSL_SESSION object twice in TLS 1.3; a serialized copy
+    // can be offered again (like `openssl s_client -sess_in`).
+    int len = i2d_SSL_SESSION(sess, NULL);
+    if (len <= 0) return 0;
+    free(session_der[c->name]);
+    session_der[c->name] = malloc(len);
+    unsigned char* p = session_der[c->name];
+    session_der_len[c->name] = i2d_SSL_SESSION(sess, &p);
+    return 0;
+  }
   if (sessions[c->name]) SSL_SESSION_free(sessions[c->name]);
   sessions[c->name] = sess;
   return 1;  // we keep the reference
@@ -166,7 +181,14 @@ static int start_conn(int mode) {
   SSL_set_fd(c->ssl, c->fd);
   SSL_set_tlsext_host_name(c->ssl, names[c->name]);
   if (opt.verify_chain) SSL_set1_host(c->ssl, names[c->name]);
-  if (mode == M_RESUMED && sessions[c->name]) {
+  if (mode == M_RESUMED && opt.reuse_tickets && session_der[c->name]) {
+    const unsigned char* p = session_der[c->name];
+    SSL_SESSION* sess = d2i_SSL_SESSION(NULL, &p, session_der_len[c->name]);
+    if (sess) {
+      SSL_set_session(c->ssl, sess);
+      SSL_SESSION_free(sess);
+    }
+  } else if (mode == M_RESUMED && sessions[c->name]) {
     SSL_set_session(c->ssl, sessions[c->name]);
     SSL_SESSION_free(sessions[c->name]);  // the SSL holds its own reference; a ticket is used once
     sessions[c->name] = NULL;
@@ -414,7 +436,7 @@ static void print_json(const char* event, double elapsed) {
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen --port P --mode full|resumed|bulk|rtt|idle [-c N] [-n N] [-t S] [--rate R] [--names N]\n"
-                  "       [--sni-fmt FMT] [--ca FILE] [--sync] [--hold S] [--ciphersuites S] [--conn-timeout S]\n");
+                  "       [--sni-fmt FMT] [--ca FILE] [--sync] [--hold S] [--reuse-tickets] [--ciphersuites S] [--conn-timeout S]\n");
   exit(64);
 }
 
@@ -442,6 +464,7 @@ int main(int argc, char** argv) {
     else if (ARG("--ciphersuites")) opt.ciphersuites = v;
     else if (ARG("--conn-timeout")) opt.conn_timeout = atof(v);
     else if (!strcmp(a, "--sync")) opt.sync = 1;
+    else if (!strcmp(a, "--reuse-tickets")) opt.reuse_tickets = 1;
     else usage();
 #undef ARG
   }
@@ -454,6 +477,8 @@ int main(int argc, char** argv) {
 
   names = calloc(opt.names, sizeof *names);
   sessions = calloc(opt.names, sizeof *sessions);
+  session_der = calloc(opt.names, sizeof *session_der);
+  session_der_len = calloc(opt.names, sizeof *session_der_len);
   for (int i = 0; i < opt.names; i++) {
     names[i] = malloc(256);
     snprintf(names[i], 256, opt.sni_fmt, i);
@@ -484,7 +509,7 @@ int main(int argc, char** argv) {
   if (opt.mode == M_RESUMED) {
     engine(M_FULL, opt.names, 30, opt.conc < opt.names ? opt.conc : opt.names);
     long got = 0;
-    for (int i = 0; i < opt.names; i++) got += sessions[i] != NULL;
+    for (int i = 0; i < opt.names; i++) got += sessions[i] != NULL || session_der[i] != NULL;
     if (got < opt.names) fprintf(stderr, "loadgen: only %ld of %d names gave a ticket in the warm phase\n", got, opt.names);
     print_json("warm", 0);
     reset_stats();

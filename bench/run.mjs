@@ -29,11 +29,12 @@ const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: process.env.BENCH_QUICK === '1' },
     peers: { type: 'string', default: process.env.BENCH_PEERS ?? 'mailfront,haproxy,stunnel,nginx,node' },
-    scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? 'full,resumed,bulk,rtt,idle,reload' },
+    scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? 'full,resumed,reuse,bulk,rtt,idle,reload' },
     reps: { type: 'string', default: process.env.BENCH_REPS },
     idle: { type: 'string', default: process.env.BENCH_IDLE },
     out: { type: 'string', default: process.env.BENCH_OUT ?? path.join(BENCH, 'RESULTS.md') },
-    profile: { type: 'string' }, // PEER[:scenario]: perf record -g the peer during one run, report to work/perf-PEER-SCENARIO.txt
+    profile: { type: 'string' },
+    strace: { type: 'string' }, // PEER,...: syscalls per connection (strace -c -f) over 2,000 full handshakes -> work/strace-PEER.txt // PEER[:scenario]: perf record -g the peer during one run, report to work/perf-PEER-SCENARIO.txt
   },
 });
 const QUICK = args.quick;
@@ -49,7 +50,7 @@ const P = {
 };
 const PEERS = args.peers.split(',');
 const SCEN = new Set(args.scenarios.split(','));
-const CPU_SCENARIOS = ['full', 'resumed', 'bulk', 'rtt'].filter((s) => SCEN.has(s));
+const CPU_SCENARIOS = ['full', 'resumed', 'reuse', 'bulk', 'rtt'].filter((s) => SCEN.has(s));
 
 // Ports: backend echo / discard; each peer listens on base (echo) and base+1 (discard).
 const BACKEND_ECHO = 24001;
@@ -298,6 +299,10 @@ const scenarios = {
     const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', '-c', 32, '-t', P.hsSeconds], hook);
     return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, resumedShare: r.ok ? r.resumed / r.ok : 0, errors: r.first_errors };
   },
+  async reuse(peer, hook) {
+    const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', '--reuse-tickets', '-c', 32, '-t', P.hsSeconds], hook);
+    return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, resumedShare: r.ok ? r.resumed / r.ok : 0, errors: r.first_errors };
+  },
   async bulk(peer, hook) {
     const r = await cpuRun(peer, ['--port', peer.port + 1, '--mode', 'bulk', '-c', 4, '-t', P.bulkSeconds], hook);
     return { value: r.bytes / 1e6 / r.cpu, raw: r.mb_per_s, cpu: r.cpu, failures: r.failures, cipher: r.cipher, errors: r.first_errors };
@@ -409,30 +414,31 @@ function report(results, idle, reload, meta) {
     `${P.reps} repetition(s), peers interleaved (each repetition: each peer started fresh, every scenario); median (min-max).`);
   out.push(`- Client: TLS 1.3 only, X25519 only, OpenSSL's default client cipher order, SNI rotating over ${NAMES} names, each leaf checked against the SNI (X509_check_host); ` +
     `every peer start is also checked with full chain verification (200 handshakes). full/resumed: 32 concurrent, ${P.hsSeconds} s, read the greeting through the proxy, close_notify, close. ` +
+    `resumed: each ticket used once, the newest per name (RFC 8446 C.4); "ticket reused": the client keeps resuming with a name's newest ticket until a newer one arrives. ` +
     `bulk: 4 connections writing 16 KiB records for ${P.bulkSeconds} s to a discarding backend. RTT: one connection, ${P.rttCount} \`aNNN NOOP\` round trips.`);
   out.push('');
   out.push('## Per proxy CPU-second', '');
-  out.push('| peer | full hs / CPU-s | resumed hs / CPU-s | bulk MB / CPU-s | RTT p50 µs | RTT p99 µs | KiB per idle conn |');
-  out.push('| --- | --- | --- | --- | --- | --- | --- |');
+  out.push('| peer | full hs / CPU-s | resumed hs / CPU-s | resumed, ticket reused / CPU-s | bulk MB / CPU-s | RTT p50 µs | RTT p99 µs | KiB per idle conn |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
   const idleN = P.idleConns[0];
   for (const name of PEERS) {
     const r = results[name] ?? {};
     const im = idle[`${name}:${idleN}`];
-    out.push(`| ${peers[name].label} | ${cell(r.full)} | ${cell(r.resumed)} | ${cell(r.bulk)} | ${cell(r.rtt, 'value', 1)} | ${cell(r.rtt, 'p99', 1)} | ${im ? fmt(im.value, 1) : '–'} |`);
+    out.push(`| ${peers[name].label} | ${cell(r.full)} | ${cell(r.resumed)} | ${cell(r.reuse)} | ${cell(r.bulk)} | ${cell(r.rtt, 'value', 1)} | ${cell(r.rtt, 'p99', 1)} | ${im ? fmt(im.value, 1) : '–'} |`);
   }
   out.push('');
   if (PEERS.includes('mailfront') && PEERS.length > 1) {
     out.push('## mailfront relative to each peer (medians)', '');
     out.push('Per CPU-second columns: mailfront ÷ peer (above 1 = mailfront does more per CPU-second). RTT and memory: mailfront ÷ peer (below 1 = mailfront is lower, i.e. better).', '');
-    out.push('| vs | full hs | resumed hs | bulk | RTT p50 | RTT p99 | KiB per idle conn |');
-    out.push('| --- | --- | --- | --- | --- | --- | --- |');
+    out.push('| vs | full hs | resumed hs | resumed, ticket reused | bulk | RTT p50 | RTT p99 | KiB per idle conn |');
+    out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
     const m = results.mailfront ?? {};
     const mi = idle[`mailfront:${idleN}`];
     for (const name of PEERS.filter((p) => p !== 'mailfront')) {
       const r = results[name] ?? {};
       const pi = idle[`${name}:${idleN}`];
       const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${fmt(a / b, 2)}×` : '–');
-      out.push(`| ${name} | ${ratio(med(m.full), med(r.full))} | ${ratio(med(m.resumed), med(r.resumed))} | ${ratio(med(m.bulk), med(r.bulk))} | ` +
+      out.push(`| ${name} | ${ratio(med(m.full), med(r.full))} | ${ratio(med(m.resumed), med(r.resumed))} | ${ratio(med(m.reuse), med(r.reuse))} | ${ratio(med(m.bulk), med(r.bulk))} | ` +
         `${ratio(med(m.rtt), med(r.rtt))} | ${ratio(med(m.rtt, 'p99'), med(r.rtt, 'p99'))} | ${ratio(mi?.value, pi?.value)} |`);
     }
     out.push('');
@@ -440,16 +446,21 @@ function report(results, idle, reload, meta) {
   }
   out.push('## Details', '');
   out.push('Raw rates are the client core\'s limit as much as the proxy\'s (one OpenSSL client core does about 600 full handshakes/s); they are shown only to judge load and noise.', '');
-  out.push('| peer | full hs/s raw | resumed hs/s raw | resumed share | bulk MB/s raw | proxy CPU in full run (s) | failures (all runs) | cipher negotiated |');
-  out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  out.push('| peer | full hs/s raw | resumed hs/s raw | resumed share | resumed share, ticket reused | bulk MB/s raw | proxy CPU in full run (s) | failures (all runs) | cipher negotiated |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const name of PEERS) {
     const r = results[name] ?? {};
     const all = Object.values(r).flat();
     const fails = all.reduce((s, x) => s + (x.failures ?? 0), 0);
     const cipher = [...new Set(all.map((x) => x.cipher).filter(Boolean))].join(', ');
-    out.push(`| ${name} | ${cell(r.full, 'raw')} | ${cell(r.resumed, 'raw')} | ${cell(r.resumed, 'resumedShare', 2)} | ${cell(r.bulk, 'raw')} | ${cell(r.full, 'cpu', 2)} | ${fails} | ${cipher || '–'} |`);
+    out.push(`| ${name} | ${cell(r.full, 'raw')} | ${cell(r.resumed, 'raw')} | ${cell(r.resumed, 'resumedShare', 2)} | ${cell(r.reuse, 'resumedShare', 2)} | ${cell(r.bulk, 'raw')} | ${cell(r.full, 'cpu', 2)} | ${fails} | ${cipher || '–'} |`);
   }
   out.push('');
+  const partial = PEERS.filter((n) => Number.isFinite(med(results[n]?.resumed, 'resumedShare')) && med(results[n]?.resumed, 'resumedShare') < 0.9);
+  if (partial.length)
+    out.push(`Resumed share below 1 (${partial.join(', ')}): the client uses each ticket once (RFC 8446 C.4) and keeps the newest per name; ` +
+      'a server that issues no new ticket on a resumed handshake makes every other connection a full handshake, so that peer\'s "resumed" figure is a mix of full and resumed handshakes.', '');
+  out.push('RTT p99 on this shared machine swings between runs for every peer (about 0.13 ms to 4 ms: scheduler ticks, other tenants); compare p50, and p99 only across repeated runs.', '');
   if (Object.keys(idle).length) {
     out.push('### Idle memory', '');
     out.push('Fresh proxy, 200 verified + 300 warm-up handshakes, RSS sampled, then N connections that completed the handshake (and read the greeting) held idle, RSS sampled again.', '');
@@ -498,6 +509,30 @@ async function profile(spec) {
   log(`${name} ${scen}: ${fmt(r.value)} per CPU-s; profile in ${rep}`);
 }
 
+async function straceCount(name) {
+  const peer = await startPeer(name);
+  children.add(peer.child);
+  const rep = path.join(WORK, `strace-${name}.txt`);
+  const st = spawn('strace', ['-c', '-f', '-o', rep, '-p', String(peer.pid)], { stdio: 'ignore' });
+  await sleep(1000);
+  const n = 2000;
+  const r = await loadgen(['--port', peer.port, '--mode', 'full', '-c', 32, '-n', n, '-t', 60]);
+  await sleep(500);
+  st.kill('SIGINT');
+  await new Promise((res) => st.once('exit', res));
+  await stop(peer.child);
+  children.delete(peer.child);
+  const text = fs.readFileSync(rep, 'utf8');
+  const rows = text.split('\n').filter((l) => /^\s*[\d.]+\s+[\d.]+\s+\d+\s+\d+/.test(l) && !/ total\s*$/.test(l)).map((l) => {
+    const f = l.trim().split(/\s+/);
+    return { calls: Number(f[3]), errors: /^\d+$/.test(f[4]) && f.length > 5 ? Number(f[4]) : 0, name: f[f.length - 1] };
+  });
+  const total = rows.reduce((a, x) => a + x.calls, 0);
+  const per = rows.sort((a, b) => b.calls - a.calls).map((x) => `${x.name} ${(x.calls / r.ok).toFixed(2)}`).join(', ');
+  fs.appendFileSync(rep, `\n# ${r.ok} connections (SIGHUP-free full handshakes + greeting): ${(total / r.ok).toFixed(1)} syscalls per connection: ${per}\n`);
+  log(`${name}: ${(total / r.ok).toFixed(1)} syscalls per connection: ${per}`);
+}
+
 const children = new Set();
 async function main() {
   const t0 = Date.now();
@@ -510,8 +545,9 @@ async function main() {
   const sink = start('backend-sink', 1, path.join(BIN, 'backend'), ['--port', BACKEND_SINK, '--discard', '--max-seconds', 1800]);
   children.add(echo).add(sink);
   await Promise.all([waitPort(BACKEND_ECHO), waitPort(BACKEND_SINK)]);
-  if (args.profile) {
-    for (const spec of args.profile.split(',')) await profile(spec);
+  if (args.profile || args.strace) {
+    for (const spec of (args.profile ?? '').split(',').filter(Boolean)) await profile(spec);
+    for (const name of (args.strace ?? '').split(',').filter(Boolean)) await straceCount(name);
     for (const c of children) await stop(c);
     return;
   }
