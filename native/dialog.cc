@@ -189,7 +189,9 @@ PreTlsDialog::Next PreTlsDialog::sieve_command(std::string_view line, std::strin
     // RFC 5804 2.11: a NOOP argument comes back as a TAG response code.
     std::string_view tag = args;
     bool quoted = tag.size() >= 2 && tag.front() == '"' && tag.back() == '"' &&
-                  tag.substr(1, tag.size() - 2).find_first_of("\"\\") == std::string_view::npos;
+                  std::none_of(tag.begin() + 1, tag.end() - 1, [](char c) {
+                    return c == '"' || c == '\\' || uint8_t(c) < 0x20 || uint8_t(c) == 0x7f;  // RFC 5804 quoted: no CTLs
+                  });
     if (quoted)
       out += "OK (TAG " + std::string(tag) + ") \"Done\"\r\n";
     else

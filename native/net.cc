@@ -15,7 +15,8 @@ std::optional<SockAddr> parse_addr(std::string_view text) {
   SockAddr out;
   if (!text.empty() && text[0] == '/') {
     auto* un = reinterpret_cast<sockaddr_un*>(&out.ss);
-    if (text.size() >= sizeof(un->sun_path)) return std::nullopt;
+    // A NUL would silently cut the path the kernel sees.
+    if (text.size() >= sizeof(un->sun_path) || text.find('\0') != std::string_view::npos) return std::nullopt;
     un->sun_family = AF_UNIX;
     memcpy(un->sun_path, text.data(), text.size());
     out.len = socklen_t(offsetof(sockaddr_un, sun_path) + text.size() + 1);
@@ -81,6 +82,8 @@ std::string addr_key(const SockAddr& a) {
   }
   if (a.family() == AF_INET6) {
     auto* v6 = reinterpret_cast<const sockaddr_in6*>(&a.ss);
+    // ::ffff:a.b.c.d (a dual-stack socket) is the same client as a.b.c.d.
+    if (IN6_IS_ADDR_V4MAPPED(&v6->sin6_addr)) return std::string(reinterpret_cast<const char*>(&v6->sin6_addr) + 12, 4);
     return std::string(reinterpret_cast<const char*>(&v6->sin6_addr), 16);
   }
   return {};

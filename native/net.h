@@ -22,7 +22,7 @@ struct SockAddr {
 std::optional<SockAddr> parse_addr(std::string_view text);
 // "1.2.3.4:993", "[::1]:993", "unix:/path".
 std::string format_addr(const SockAddr& a);
-// Address only, for per-client limits: 16 bytes (v4 mapped into v6 space).
+// Address only, for per-client limits: 4 bytes for IPv4 (also when v4-mapped), 16 for IPv6.
 std::string addr_key(const SockAddr& a);
 
 // A non-blocking listening socket bound to <addr>, or -1 with <err> set.

@@ -16,6 +16,8 @@ bool normalize_sni(const char* raw, std::string& out) {
   for (size_t i = 0; i < n; i++) {
     char c = char(std::tolower(static_cast<unsigned char>(raw[i])));
     if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_')) return false;
+    // Empty labels ("a..b", ".a", "a.." after the one trailing dot) are no DNS name.
+    if (c == '.' && (i == 0 || i + 1 == n || raw[i - 1] == '.')) return false;
     if (!((c >= '0' && c <= '9') || c == '.')) all_digits_dots = false;
     out[i] = c;
   }
