@@ -323,7 +323,16 @@ void Conn::connect_next() {
     if (second_pass && !skipped_[i]) continue;  // already tried in the first pass
     const SockAddr& addr = b.servers[i];
     int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) { connect_error_ = b.server_names[i] + ": " + strerror(errno); continue; }
+    if (fd < 0) {
+      // Out of descriptors is our trouble, not the backend's: say so, and do
+      // not mark the server down or count a backend failure.
+      if (errno == EMFILE || errno == ENFILE) {
+        say_goodbye(mf::backend_unavailable(policy().proto));
+        return close("fd_exhausted", std::string("no file descriptor for the backend connection: ") + strerror(errno));
+      }
+      connect_error_ = b.server_names[i] + ": " + strerror(errno);
+      continue;
+    }
     if (addr.family() != AF_UNIX) {
       int one = 1;
       setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -48,16 +48,14 @@ int ticket_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CT
   auto set = current();
   if (!set || set->keys.empty()) return enc ? -1 : 0;
   const TicketKey* key = nullptr;
-  bool newest = false;
   if (enc) {
     key = &set->keys.front();
-    newest = true;
     memcpy(key_name, key->name.data(), 16);
     if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) <= 0) return -1;
     if (!EVP_EncryptInit_ex(cctx, aes256cbc(), nullptr, key->aes.data(), iv)) return -1;
   } else {
     for (size_t i = 0; i < set->keys.size(); i++) {
-      if (memcmp(set->keys[i].name.data(), key_name, 16) == 0) { key = &set->keys[i]; newest = i == 0; break; }
+      if (memcmp(set->keys[i].name.data(), key_name, 16) == 0) { key = &set->keys[i]; break; }
     }
     if (!key) return 0;  // unknown key: full handshake
     if (!EVP_DecryptInit_ex(cctx, aes256cbc(), nullptr, key->aes.data(), iv)) return -1;
@@ -68,7 +66,10 @@ int ticket_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CT
       OSSL_PARAM_construct_end(),
   };
   if (!EVP_MAC_CTX_set_params(hctx, params)) return -1;
-  return enc || newest ? 1 : 2;  // 2: valid, but issue a ticket under the newest key
+  // On decrypt, 2 ("valid, renew") rather than 1: after a TLS 1.3 resumption
+  // OpenSSL only sends a new ticket when asked to renew, and clients use a
+  // ticket once (RFC 8446 C.4), so without it every other handshake is full.
+  return enc ? 1 : 2;
 }
 
 }  // namespace

@@ -148,6 +148,23 @@ describe('TLS policy', () => {
     expect(rec.sni).toBe('mail.a.example');
   });
 
+  it('a resumed TLS 1.3 session gets a fresh ticket: a chain of single-use tickets keeps resuming', async () => {
+    const opts = { ca: pki.ca.rootPem, servername: 'mail.a.example', minVersion: 'TLSv1.3', maxVersion: 'TLSv1.3' } as tls.ConnectionOptions;
+    let session: Buffer | undefined;
+    const reused: boolean[] = [];
+    for (let i = 0; i < 5; i++) {
+      const c = await connectTls(px.port, session ? { ...opts, session } : opts);
+      await c.waitData((d) => d.includes('backend ready'));
+      reused.push(c.socket.isSessionReused());
+      // Each connection's own (new) ticket is the one used next: as OpenSSL clients do.
+      await waitFor(() => c.session() !== undefined && c.session() !== session, 3000, 'a new ticket');
+      session = c.session();
+      c.socket.end();
+      await within(c.closed, 3000, 'close');
+    }
+    expect(reused).toEqual([false, true, true, true, true]);
+  });
+
   for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
     it(`resumes a session with a ticket (${version}), also across apply()`, async () => {
       const opts = { ca: pki.ca.rootPem, servername: 'mail.a.example', minVersion: version, maxVersion: version } as tls.ConnectionOptions;
