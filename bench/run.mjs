@@ -32,12 +32,14 @@ const { values: args } = parseArgs({
     scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? 'full,resumed,reuse,bulk,rtt,idle,reload' },
     reps: { type: 'string', default: process.env.BENCH_REPS },
     idle: { type: 'string', default: process.env.BENCH_IDLE },
-    out: { type: 'string', default: process.env.BENCH_OUT ?? path.join(BENCH, 'RESULTS.md') },
+    out: { type: 'string', default: process.env.BENCH_OUT },
     profile: { type: 'string' },
     strace: { type: 'string' }, // PEER,...: syscalls per connection (strace -c -f) over 2,000 full handshakes -> work/strace-PEER.txt // PEER[:scenario]: perf record -g the peer during one run, report to work/perf-PEER-SCENARIO.txt
   },
 });
 const QUICK = args.quick;
+// A smoke run never overwrites the committed figures.
+args.out ??= QUICK ? path.join(WORK, 'RESULTS-quick.md') : path.join(BENCH, 'RESULTS.md');
 const P = {
   reps: Number(args.reps ?? (QUICK ? 1 : 3)),
   hsSeconds: QUICK ? 2 : 6,
@@ -212,7 +214,7 @@ const peers = {
     start(port) {
       const cfg = path.join(CONF, 'haproxy.cfg');
       fs.writeFileSync(cfg, [
-        'global', '  nbthread 1', '  maxconn 9000',
+        'global', '  nbthread 1', '  maxconn 9800',
         'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 30m', '  timeout server 30m',
         'frontend fe_echo', `  bind 127.0.0.1:${port} ssl crt ${pems()}/`, '  default_backend be_echo',
         'frontend fe_sink', `  bind 127.0.0.1:${port + 1} ssl crt ${pems()}/`, '  default_backend be_sink',
