@@ -37,13 +37,15 @@ class EventQueue : public EventSink {
   }
 
   // Any thread.
-  void push(Event&& e) override {
+  void push(std::vector<Event>& batch) override {
+    if (batch.empty()) return;
     bool first;
     {
       std::lock_guard lk(mu_);
       first = pending_.empty();
-      pending_.push_back(std::move(e));
+      for (Event& e : batch) pending_.push_back(std::move(e));
     }
+    batch.clear();
     if (first && tsfn_) tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function cb, EventQueue* q) { q->deliver(env, cb); });
   }
 

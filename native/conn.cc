@@ -255,6 +255,7 @@ int Conn::on_servername(int* alert) {
   }
   SSL_CTX* chosen = snap_->contexts[size_t(ctx)].get();
   if (chosen != SSL_get_SSL_CTX(ssl_)) SSL_set_SSL_CTX(ssl_, chosen);
+  if (backend_ < 0) connect_early();  // once, also if a HelloRetryRequest brings a second ClientHello
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -284,7 +285,7 @@ void Conn::step_handshake() {
     ListenerCounters& c = w_.counters[size_t(listener_)];
     ListenerCounters::bump(c.handshakes);
     if (SSL_session_reused(ssl_)) ListenerCounters::bump(c.resumed);
-    choose_backend();
+    connect_next();
     return;
   }
   int err = SSL_get_error(ssl_, r);
@@ -305,54 +306,86 @@ void Conn::choose_backend() {
   const Backend& b = *snap_->backends[size_t(backend_)];
   first_server_ = b.round_robin ? b.next.fetch_add(1, std::memory_order_relaxed) % b.servers.size() : 0;
   attempts_ = 0;
-  connect_next();
+  skipped_.assign(b.servers.size(), false);
 }
 
-void Conn::connect_next() {
+// Inside the servername callback: the route is known, so the backend connect
+// runs while the handshake goes on (it saves a round of the event loop per
+// connection). Nothing here may close the connection: failures are left to
+// connect_next() once the handshake is done.
+void Conn::connect_early() {
+  choose_backend();
+  for (size_t i = next_server(); i != kNoServer; i = next_server()) {
+    Attempt a = try_server(i);
+    if (a == Attempt::Pending || a == Attempt::NoFd) return;
+  }
+}
+
+// Next server to try: the first pass skips servers that failed recently
+// (marking them), the second tries only those. Each is tried at most once.
+size_t Conn::next_server() {
   const Backend& b = *snap_->backends[size_t(backend_)];
   size_t n = b.servers.size();
-  if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }
-  if (skipped_.size() != n) skipped_.assign(n, false);
-  // First pass skips servers that failed recently (marking them); the second
-  // tries only those skipped ones. Each server is tried at most once.
   while (attempts_ < 2 * n) {
     size_t i = (first_server_ + attempts_) % n;
     bool second_pass = attempts_ >= n;
     attempts_++;
     if (!second_pass && b.down_until_ms[i].load(std::memory_order_relaxed) > w_.now) { skipped_[i] = true; continue; }
-    if (second_pass && !skipped_[i]) continue;  // already tried in the first pass
-    const SockAddr& addr = b.servers[i];
-    int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-      // Out of descriptors is our trouble, not the backend's: say so, and do
-      // not mark the server down or count a backend failure.
-      if (errno == EMFILE || errno == ENFILE) {
-        say_goodbye(mf::backend_unavailable(policy().proto));
-        return close("fd_exhausted", std::string("no file descriptor for the backend connection: ") + strerror(errno));
-      }
-      connect_error_ = b.server_names[i] + ": " + strerror(errno);
-      continue;
-    }
-    if (addr.family() != AF_UNIX) {
-      int one = 1;
-      setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    server_ = i;
-    bfd_ = fd;
-    t_connect_start_us_ = now_us();
-    int r = ::connect(fd, addr.sa(), addr.len);
-    // EINPROGRESS only: EAGAIN from a unix socket means its backlog is full, not "pending".
-    if (r == 0 || errno == EINPROGRESS) {
-      w_.watch(fd, this, true);
-      state_ = State::Connecting;
-      b_writable_ = r == 0;
-      set_deadline(w_.now + snap_->timeouts.connect_ms);
-      return;
-    }
+    if (second_pass && !skipped_[i]) continue;
+    return i;
+  }
+  return kNoServer;
+}
+
+Conn::Attempt Conn::try_server(size_t i) {
+  const Backend& b = *snap_->backends[size_t(backend_)];
+  const SockAddr& addr = b.servers[i];
+  int fd = ::socket(addr.family(), SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
     connect_error_ = b.server_names[i] + ": " + strerror(errno);
-    b.down_until_ms[i].store(w_.now + 2000, std::memory_order_relaxed);
-    ::close(fd);
-    bfd_ = -1;
+    return errno == EMFILE || errno == ENFILE ? Attempt::NoFd : Attempt::Failed;
+  }
+  if (addr.family() != AF_UNIX) {
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
+  server_ = i;
+  t_connect_start_us_ = now_us();
+  int r = ::connect(fd, addr.sa(), addr.len);
+  // EINPROGRESS only: EAGAIN from a unix socket means its backlog is full, not "pending".
+  if (r == 0 || errno == EINPROGRESS) {
+    bfd_ = fd;
+    w_.watch(fd, this, true);
+    b_writable_ = r == 0;
+    return Attempt::Pending;
+  }
+  connect_error_ = b.server_names[i] + ": " + strerror(errno);
+  b.down_until_ms[i].store(w_.now + 2000, std::memory_order_relaxed);
+  ::close(fd);
+  return Attempt::Failed;
+}
+
+// After the handshake, or after a server failed: wait for the connect under
+// way, or start one with the next server; none left is the protocol's goodbye.
+void Conn::connect_next() {
+  if (backend_ < 0) choose_backend();
+  const Backend& b = *snap_->backends[size_t(backend_)];
+  if (bfd_ < 0) {
+    for (size_t i = next_server(); i != kNoServer; i = next_server()) {
+      Attempt a = try_server(i);
+      if (a == Attempt::Pending) break;
+      if (a == Attempt::NoFd) {
+        // Out of descriptors is our trouble, not the backend's: say so, and do
+        // not mark the server down or count a backend failure.
+        say_goodbye(mf::backend_unavailable(policy().proto));
+        return close("fd_exhausted", "no file descriptor for the backend connection: " + connect_error_);
+      }
+    }
+  }
+  if (bfd_ >= 0) {
+    state_ = State::Connecting;
+    set_deadline(w_.now + snap_->timeouts.connect_ms);
+    return;
   }
   backend_unavailable("no server of pool " + b.name + " answered" + (connect_error_.empty() ? "" : " (last: " + connect_error_ + ")"));
 }
@@ -366,7 +399,14 @@ void Conn::step_connecting() {
   const Backend& b = *snap_->backends[size_t(backend_)];
   connect_error_ = b.server_names[server_] + ": " + strerror(err);
   b.down_until_ms[server_].store(w_.now + 2000, std::memory_order_relaxed);
+  drop_backend();
   connect_next();
+}
+
+void Conn::drop_backend() {
+  if (bfd_ >= 0) ::close(bfd_);
+  bfd_ = -1;
+  b_readable_ = b_writable_ = false;
 }
 
 void Conn::connected() {
@@ -579,6 +619,7 @@ void Conn::on_deadline() {
       const Backend& b = *snap_->backends[size_t(backend_)];
       connect_error_ = b.server_names[server_] + ": connect timed out";
       b.down_until_ms[server_].store(w_.now + 2000, std::memory_order_relaxed);
+      drop_backend();
       connect_next();
       advance();
       return;
@@ -642,7 +683,7 @@ void Conn::close(const char* reason, std::string detail) {
   r.duration_ms = ms_between(t_accept_us_, t_end);
   r.reason = reason;
   r.detail = std::move(detail);
-  w_.engine.events.push(std::move(ev));
+  w_.emit(std::move(ev));
   if (ssl_) { SSL_free(ssl_); ssl_ = nullptr; }
   if (cfd_ >= 0) { ::close(cfd_); cfd_ = -1; }
   if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }

@@ -58,8 +58,14 @@ class Conn {
   void step_connecting();
   void step_relay();
   bool begin_tls();
+  enum class Attempt : uint8_t { Pending, Failed, NoFd };
+  static constexpr size_t kNoServer = SIZE_MAX;
   void choose_backend();
+  void connect_early();
+  size_t next_server();
+  Attempt try_server(size_t i);
   void connect_next();
+  void drop_backend();
   void connected();
   void backend_unavailable(const std::string& why);
   bool filter_backend_greeting();

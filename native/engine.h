@@ -49,6 +49,8 @@ class Worker {
 
   void watch(int fd, Conn* c, bool backend_side);
   void retire(Conn* c);  // freed after the current batch of events
+  // Queues an event for JS; the queue goes over every 50 ms or 256 events.
+  void emit(Event&& e);
   void link(Conn* c);
   void unlink(Conn* c);
 
@@ -61,7 +63,11 @@ class Worker {
 
   Fd ep_, wake_;
   std::thread thread_;
+  void flush_events(bool force);
+
   std::vector<Conn*> retired_;
+  std::vector<Event> events_;
+  int64_t events_flushed_ms_ = 0;
   Conn* all_ = nullptr;  // every live connection, for stop()
   bool listening_ = false;
   int64_t paused_until_ = 0;

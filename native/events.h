@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace mf {
 
@@ -20,11 +21,13 @@ struct Event {
   std::string listener;
 };
 
-// Any thread.
+// Any thread. Workers hand over events in batches (see Worker::emit), so the
+// JS thread wakes a few times a second under load, not once per connection.
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  virtual void push(Event&& e) = 0;
+  // Takes every event of <batch>, leaving it empty.
+  virtual void push(std::vector<Event>& batch) = 0;
 };
 
 }  // namespace mf

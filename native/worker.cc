@@ -74,6 +74,18 @@ void Worker::retire(Conn* c) {
   retired_.push_back(c);
 }
 
+void Worker::emit(Event&& e) {
+  events_.push_back(std::move(e));
+  if (events_.size() >= 256) flush_events(true);
+}
+
+void Worker::flush_events(bool force) {
+  if (events_.empty()) return;
+  if (!force && now - events_flushed_ms_ < 50) return;
+  engine.events.push(events_);
+  events_flushed_ms_ = now;
+}
+
 void Worker::resume_listeners() {
   for (size_t i = 0; i < engine.sockets.size(); i++) {
     epoll_event ev{};
@@ -110,7 +122,7 @@ void Worker::accept_from(size_t index) {
           ev.kind = Event::Kind::Error;
           ev.listener = snap->listeners[size_t(ls.listener)].name;
           ev.message = std::string("accept on ") + ls.address + ": " + strerror(errno) + "; pausing new connections";
-          engine.events.push(std::move(ev));
+          emit(std::move(ev));
         }
       }
       return;
@@ -178,6 +190,7 @@ void Worker::run() {
     });
     for (Conn* c : retired_) delete c;
     retired_.clear();
+    flush_events(false);
     if (!engine.accepting.load(std::memory_order_relaxed) && !draining) {
       draining = true;
       if (listening_) pause_listeners(INT64_MAX);
@@ -188,6 +201,7 @@ void Worker::run() {
   close_all("shutdown");
   for (Conn* c : retired_) delete c;
   retired_.clear();
+  flush_events(true);
 }
 
 // ---- Engine ----
