@@ -15,11 +15,11 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const GREETING = '* OK [CAPABILITY IMAP4rev1] backend ready\r\n';
 
 describe('relay', () => {
-  it('moves 8 MiB each way intact with a slow reader, and records it', async () => {
-    const SIZE = 8 * 1024 * 1024;
+  it('moves 10 MiB each way intact with a slow reader, and records it', async () => {
+    const SIZE = 10 * 1024 * 1024;
     const up = randomBytes(SIZE);
     const down = randomBytes(SIZE);
-    // The backend greets, sends 8 MiB, reads 8 MiB, then closes.
+    // The backend greets, sends 10 MiB, reads 10 MiB, then closes.
     const backend = await fakeBackend(GREETING, (s) => {
       s.write(down);
       // Slow backend reader too: the proxy must hold back the client.
@@ -78,6 +78,32 @@ describe('relay', () => {
       await backend.close();
     }
   }, 30_000);
+
+  it('serves 500 concurrent connections on one worker, each with its own round trip', async () => {
+    const backend = await fakeBackend(GREETING, (s) => s.on('data', (d) => s.write(d)));
+    const px = startProxy(buildSnapshot(pki, { servers: [backend.address] }));
+    const N = 500;
+    try {
+      const clients = await Promise.all(
+        Array.from({ length: N }, () => connectTls(px.port, { ca: pki.ca.rootPem, servername: 'mail.b.example' }, 20_000)),
+      );
+      await waitFor(() => px.proxy.stats().active === N, 10_000, `${N} active`);
+      await Promise.all(
+        clients.map(async (c, i) => {
+          c.socket.write(`a${i} NOOP\r\n`);
+          await c.waitData((d) => d.includes(`a${i} NOOP\r\n`), 15_000);
+        }),
+      );
+      for (const c of clients) c.socket.end();
+      await waitFor(() => px.proxy.stats().active === 0, 10_000, 'all closed');
+      const recs = await px.waitRecords(N, 10_000);
+      expect(recs.filter((r) => r.reason === 'client_closed')).toHaveLength(N);
+      expect(px.proxy.stats().listeners[0]!.handshakes).toBe(N);
+    } finally {
+      px.stop();
+      await backend.close();
+    }
+  }, 60_000);
 
   it('half-close: the client ends (close_notify) and still gets the whole reply', async () => {
     const reply = Buffer.alloc(300_000, 'r');
