@@ -10,6 +10,7 @@ import { child, createLogger, logNativeEvents, type Logger } from './log.js';
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from './metrics.js';
 import { createProxy, loadAddon, type BoundListener, type NativeProxy, type NativeSnapshot } from './native.js';
 import { buildSnapshot, nativeListeners } from './snapshot.js';
+import { startHealthChecks } from './health.js';
 import { createNotifier, listenFds, type Notifier } from './systemd.js';
 import { readTicketKeys, ticketKeyInfo } from './ticket-keys.js';
 
@@ -86,6 +87,7 @@ export class Service {
   #watcher?: { close(): void };
   #signalHandlers: [NodeJS.Signals, () => void][] = [];
   #hurry = false;
+  #health?: { stop(): void };
 
   constructor(options: ServiceOptions) {
     this.#options = options;
@@ -133,6 +135,7 @@ export class Service {
       }));
     }
     if (gen.config.certificates.watch) this.#watch(gen.config);
+    this.#startHealthChecks(gen.config);
     if (this.#options.signals) this.#installSignals();
     log.info(
       {
@@ -179,6 +182,7 @@ export class Service {
       this.#current = { ...next, snapshot };
       this.log.level = next.config.log.level;
       this.#publishCertificates(next.certs);
+      this.#startHealthChecks(next.config);
       this.metrics.reloaded('ok');
       log.info(
         {
@@ -215,6 +219,7 @@ export class Service {
     this.#notifier.stopping();
     this.#notifier.stopWatchdog();
     this.#watcher?.close();
+    this.#health?.stop();
     const proxy = this.#proxy;
     if (proxy) {
       proxy.drain();
@@ -238,6 +243,17 @@ export class Service {
     this.metrics.setCertificates(
       certs.certificates.map((c) => ({ name: c.names[0] ?? '', keyType: c.keyType, notAfter: c.notAfter })),
     );
+  }
+
+  #startHealthChecks(config: Config): void {
+    this.#health?.stop();
+    this.metrics.clearBackendHealth();
+    const log = child(this.log, 'health');
+    this.#health = startHealthChecks(config, (pool, server, up, why) => {
+      this.metrics.setBackendHealth(pool, server, up);
+      if (up) log.info({ pool, server }, 'backend server up');
+      else log.warn({ pool, server, why }, 'backend server down');
+    });
   }
 
   #watch(config: Config): void {

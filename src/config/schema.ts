@@ -34,6 +34,8 @@ export interface BackendConfig {
   servers: string[];
   proxyProtocol: 'off' | 'v1' | 'v2';
   balance: 'first' | 'roundrobin';
+  /** Milliseconds between health checks of each server (connect, read the greeting); absent: no checks. */
+  healthCheckMs?: number;
 }
 
 export interface RouteConfig {
@@ -490,6 +492,15 @@ const Backend = obj({
   // YAML 1.1 documents read a bare `off` as false: take it as "off".
   proxy_protocol: z.preprocess((v) => (v === false ? 'off' : v), enumOf(['off', 'v1', 'v2'] as const, 'off')),
   balance: enumOf(['first', 'roundrobin'] as const, 'first'),
+  // Interval of the health checks ("10s"), or off (the default).
+  health_check: z
+    .any()
+    .optional()
+    .transform((v: unknown, ctx): number | undefined => {
+      if (v === undefined || v === false || v === 'off') return undefined;
+      const r = parseDuration(v);
+      return typeof r === 'string' ? fail(ctx, `${r}, or off`) : r;
+    }),
 });
 
 const Route = obj({
@@ -672,6 +683,7 @@ export function toConfig(raw: RawConfig, baseDir: string): Config {
   const backends: Record<string, BackendConfig> = {};
   for (const [n, b] of Object.entries(raw.backends)) {
     backends[n] = { servers: b.servers, proxyProtocol: b.proxy_protocol, balance: b.balance };
+    if (b.health_check !== undefined) backends[n].healthCheckMs = b.health_check;
   }
   return {
     certificates: {

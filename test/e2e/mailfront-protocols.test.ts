@@ -358,7 +358,11 @@ describe('routing *.example.net to a second Cyrus', () => {
   });
 
   it('with instance B stopped: example.net clients get a clean goodbye, example.com keeps working', async () => {
+    // The pool's health check (health_check: 500ms) saw it up, and sees it go down.
+    await mf.waitForLog((l) => l.msg === 'backend server up' && l.pool === 'b-imap', 5000);
     await b.stop();
+    const down = await mf.waitForLog((l) => l.msg === 'backend server down' && l.pool === 'b-imap', 5000);
+    expect(down).toMatchObject({ server: `127.0.0.1:${b.imapPort}`, level: 'warn' });
     const p = await tlsProbe(ports.imaps, bob.name, pki.ca.rootPem, { until: /^\* BYE .*\r\n/m });
     expect(p.authorized).toBe(true);
     expect(p.data).toMatch(/^\* BYE \[UNAVAILABLE\][^\r\n]*\r\n/);

@@ -531,7 +531,7 @@ backends:
   a-sieve: {servers: ["127.0.0.1:${a.sievePort}"]}
 `;
   if (b) {
-    y += `  b-imap: {servers: ["127.0.0.1:${b.imapPort}"]}
+    y += `  b-imap: {servers: ["127.0.0.1:${b.imapPort}"], health_check: 500ms}
   b-sieve: {servers: ["127.0.0.1:${b.sievePort}"]}
 routes:
   - sni: "*.example.net"

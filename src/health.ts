@@ -1,0 +1,71 @@
+// Backend health checks: every interval, connect to each server of a pool that
+// asks for them and read its greeting line. A server is up when a greeting that
+// is not a refusal arrives in time. Observational: the result goes to the log
+// (on a change) and to metrics; the data plane has its own back-off per server.
+import net from 'node:net';
+import type { Config } from './config/schema.js';
+
+export type HealthChange = (pool: string, server: string, up: boolean, detail: string) => void;
+
+const MAX_GREETING = 4096;
+
+/** One check: resolves with "" when the server greeted, or with why it is down. */
+export function checkServer(server: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve) => {
+    const target = server.startsWith('/') ? { path: server } : hostPort(server);
+    const socket = net.connect(target);
+    let buffered = '';
+    const done = (why: string) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(why);
+    };
+    const timer = setTimeout(() => done(`no greeting within ${timeoutMs} ms`), timeoutMs);
+    socket.on('data', (d) => {
+      buffered += d.toString('latin1');
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) return void (buffered.length > MAX_GREETING && done('greeting too long'));
+      const line = buffered.slice(0, nl).trim();
+      // IMAP "* BYE", POP3 "-ERR", ManageSieve "BYE"/"NO": the server refuses service.
+      done(/^(\* BYE|-ERR|BYE|NO)\b/i.test(line) ? `refused: ${line.slice(0, 200)}` : '');
+    });
+    socket.on('error', (e) => done(e.message));
+    socket.on('close', () => done('closed before its greeting'));
+  });
+}
+
+function hostPort(server: string): { host: string; port: number } {
+  const i = server.lastIndexOf(':');
+  return { host: server.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(server.slice(i + 1)) };
+}
+
+/** Checks every server of the pools with health_check set, until stop(). */
+export function startHealthChecks(config: Config, onChange: HealthChange): { stop(): void } {
+  const timers: NodeJS.Timeout[] = [];
+  const state = new Map<string, boolean>();
+  for (const [pool, backend] of Object.entries(config.backends)) {
+    const interval = backend.healthCheckMs;
+    if (!interval) continue;
+    const timeout = Math.min(config.timeouts.connectMs, Math.max(100, Math.floor(interval / 2)));
+    for (const server of backend.servers) {
+      const key = `${pool}\n${server}`;
+      let running = false;
+      const run = async () => {
+        if (running) return;
+        running = true;
+        const why = await checkServer(server, timeout);
+        running = false;
+        const up = why === '';
+        if (state.get(key) !== up) {
+          state.set(key, up);
+          onChange(pool, server, up, why);
+        }
+      };
+      void run();
+      const t = setInterval(() => void run(), interval);
+      t.unref();
+      timers.push(t);
+    }
+  }
+  return { stop: () => timers.forEach((t) => clearInterval(t)) };
+}
