@@ -59,6 +59,8 @@ ProxyParse parse_v1(std::string_view data) {
     if (c == '\r') {
       if (i + 1 == data.size()) return {};  // the LF may follow
       if (data[i + 1] != '\n') return malformed("v1: CR without LF");
+      // 107 bytes at most, the CRLF included.
+      if (i + 2 > kProxyV1Max) return malformed("v1: no CRLF within 107 bytes");
       end = i;
       break;
     }

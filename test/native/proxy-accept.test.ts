@@ -50,6 +50,9 @@ describe('parse_proxy_header (table)', () => {
     ['v1 CR without LF', Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 1 2\rX'), { status: 'malformed' }],
     ['v1 bare LF', Buffer.from('PROXY TCP4 1.2.3.4 5.6.7.8 1 2\nX'), { status: 'malformed' }],
     ['v1 108 bytes without CRLF', Buffer.from(`PROXY TCP6 ${'a'.repeat(102)}`), { status: 'malformed', why: 'v1: no CRLF within 107 bytes' }],
+    // Found by fuzz_proxy_parse: a CR at byte 107 made a 108-byte header.
+    ['v1 CRLF ending at byte 108', Buffer.from(`PROXY UNKNOWN ${'a'.repeat(92)}\r\n`), { status: 'malformed', why: 'v1: no CRLF within 107 bytes' }],
+    ['v1 CRLF ending at byte 107', Buffer.from(`PROXY UNKNOWN ${'a'.repeat(91)}\r\n`), { status: 'done', local: true, length: 107 }],
     ['v1 lowercase', Buffer.from('proxy TCP4 1.2.3.4 5.6.7.8 1 2\r\n'), { status: 'malformed' }],
     ['v1 TCP5', Buffer.from('PROXY TCP5 1.2.3.4 5.6.7.8 1 2\r\n'), { status: 'malformed' }],
     ['v1 v6 address under TCP4', Buffer.from('PROXY TCP4 ::1 ::1 1 2\r\n'), { status: 'malformed' }],
