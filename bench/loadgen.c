@@ -17,6 +17,8 @@
 //                     ticket once, as RFC 8446 C.4 asks of clients)
 //   --ciphersuites S  TLS 1.3 suites the client offers (default: OpenSSL's client default)
 //   --conn-timeout S  per-connection bound for connect+handshake+greeting (default 10)
+//   --times           also print "done_t" and "fail_t": CLOCK_MONOTONIC seconds of every completed and
+//                     failed connection (the gap between completions shows a pause in accepting)
 //
 // Every connection: TCP connect, TLS 1.3 handshake (X25519 only), certificate check, read the
 // backend's greeting line through the proxy. full/resumed: close_notify and close. bulk: write
@@ -62,7 +64,7 @@ typedef struct conn {
 } conn;
 
 static struct {
-  int port, mode, conc, names, sync, verify_chain, reuse_tickets;
+  int port, mode, conc, names, sync, verify_chain, reuse_tickets, times;
   long count;
   double seconds, rate, hold, conn_timeout;
   const char* sni_fmt;
@@ -87,6 +89,8 @@ static struct {
   long long bytes;
   double *lat, *hs;  // rtt latencies, connection (connect->greeting) times, in µs
   long nlat, nhs, caplat, caphs;
+  double *done_t, *fail_t;  // --times: monotonic seconds of each completion / failure
+  long ndone, nfail, capdone, capfail;
   char first_err[F_N][200];
   char version[32], cipher[64], group[32];
   unsigned mismatch_examples;
@@ -109,6 +113,7 @@ static void push(double** a, long* n, long* cap, double v) {
 
 static void failure(conn* c, enum fail f, const char* why) {
   st.fails[f]++;
+  if (opt.times) push(&st.fail_t, &st.nfail, &st.capfail, now_s());
   if (!st.first_err[f][0]) {
     unsigned long e = ERR_peek_error();
     char ebuf[120] = "";
@@ -294,6 +299,7 @@ static void drive(conn* c, int mode) {
         }
         // Greeting line received through the proxy.
         push(&st.hs, &st.nhs, &st.caphs, (now_s() - c->t0) * 1e6);
+        if (opt.times) push(&st.done_t, &st.ndone, &st.capdone, now_s());
         if (mode == M_FULL || mode == M_RESUMED) {
           st.ok++;
           release(c, 1);
@@ -398,6 +404,8 @@ static double pct(double* a, long n, double p) {
 static void reset_stats(void) {
   free(st.lat);
   free(st.hs);
+  free(st.done_t);
+  free(st.fail_t);
   long active = st.active, idle = st.idle_ready;
   memset(&st, 0, sizeof st);
   st.active = active;
@@ -429,6 +437,13 @@ static void print_json(const char* event, double elapsed) {
          st.bytes, elapsed > 0 ? st.bytes / elapsed / 1e6 : 0);
   printf("\"conn_us\":{\"p50\":%.0f,\"p99\":%.0f},", pct(st.hs, st.nhs, 0.5), pct(st.hs, st.nhs, 0.99));
   printf("\"rtt_us\":{\"n\":%ld,\"p50\":%.1f,\"p99\":%.1f},", st.nlat, pct(st.lat, st.nlat, 0.5), pct(st.lat, st.nlat, 0.99));
+  if (opt.times) {
+    printf("\"done_t\":[");
+    for (long i = 0; i < st.ndone; i++) printf("%s%.4f", i ? "," : "", st.done_t[i]);
+    printf("],\"fail_t\":[");
+    for (long i = 0; i < st.nfail; i++) printf("%s%.4f", i ? "," : "", st.fail_t[i]);
+    printf("],");
+  }
   printf("\"version\":\"%s\",\"cipher\":\"%s\",\"group\":\"%s\",\"verify_chain\":%s}\n", st.version, st.cipher, st.group,
          opt.verify_chain ? "true" : "false");
   fflush(stdout);
@@ -436,7 +451,7 @@ static void print_json(const char* event, double elapsed) {
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen --port P --mode full|resumed|bulk|rtt|idle [-c N] [-n N] [-t S] [--rate R] [--names N]\n"
-                  "       [--sni-fmt FMT] [--ca FILE] [--sync] [--hold S] [--reuse-tickets] [--ciphersuites S] [--conn-timeout S]\n");
+                  "       [--sni-fmt FMT] [--ca FILE] [--sync] [--hold S] [--reuse-tickets] [--ciphersuites S] [--conn-timeout S] [--times]\n");
   exit(64);
 }
 
@@ -465,6 +480,7 @@ int main(int argc, char** argv) {
     else if (ARG("--conn-timeout")) opt.conn_timeout = atof(v);
     else if (!strcmp(a, "--sync")) opt.sync = 1;
     else if (!strcmp(a, "--reuse-tickets")) opt.reuse_tickets = 1;
+    else if (!strcmp(a, "--times")) opt.times = 1;
     else usage();
 #undef ARG
   }

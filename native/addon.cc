@@ -9,8 +9,11 @@
 #include <fcntl.h>
 #include <cerrno>
 #include <cstring>
+#include <algorithm>
+#include <atomic>
 #include <deque>
 #include <mutex>
+#include <thread>
 
 #include "dialog.h"
 #include "engine.h"
@@ -146,18 +149,42 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
 
   Napi::Array contexts = arr(js, "contexts");
   if (contexts.Length() == 0) { err = "no certificate context"; return nullptr; }
+  // The PEM text is copied out of JS first; the SSL_CTXs are then built on a few threads
+  // (thousands of contexts take seconds on one core), and kept in order.
+  std::vector<std::vector<PemPair>> all(contexts.Length());
   for (uint32_t i = 0; i < contexts.Length(); i++) {
     Napi::Object c = contexts.Get(i).As<Napi::Object>();
     Napi::Array certs = arr(c, "certs");
-    std::vector<PemPair> pairs;
     for (uint32_t j = 0; j < certs.Length(); j++) {
       Napi::Object p = certs.Get(j).As<Napi::Object>();
-      pairs.push_back({str(p, "chainPem"), str(p, "keyPem")});
+      all[i].push_back({str(p, "chainPem"), str(p, "keyPem")});
     }
-    std::string e;
-    SslCtxPtr ctx = make_server_ctx(policy, pairs, e);
-    if (!ctx) { err = "contexts[" + std::to_string(i) + "]: " + e; return nullptr; }
-    s->contexts.push_back(std::move(ctx));
+  }
+  std::vector<SslCtxPtr> built(all.size());
+  std::vector<std::string> errs(all.size());
+  std::atomic<size_t> next{0};
+  auto build = [&] {
+    for (size_t i; (i = next.fetch_add(1)) < all.size();) {
+      built[i] = make_server_ctx(policy, all[i], errs[i]);
+      if (!built[i]) next.store(all.size());  // stop early; the first failure (by index) is reported
+    }
+  };
+  size_t hw = std::max(1u, std::thread::hardware_concurrency());
+  size_t nthreads = std::min({hw, size_t(4), (all.size() + 255) / 256});
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < nthreads; t++) threads.emplace_back(build);
+  build();
+  for (auto& t : threads) t.join();
+  for (size_t i = 0; i < all.size(); i++) {
+    if (!built[i]) {
+      if (errs[i].empty()) continue;  // not built: an earlier failure stopped the others
+      err = "contexts[" + std::to_string(i) + "]: " + errs[i];
+      return nullptr;
+    }
+  }
+  for (size_t i = 0; i < all.size(); i++) {
+    if (!built[i]) { err = "contexts[" + std::to_string(i) + "]: not built"; return nullptr; }
+    s->contexts.push_back(std::move(built[i]));
   }
   auto read_index = [&](const char* key, std::unordered_map<std::string, int>& into) {
     Napi::Object m = obj(js, key);

@@ -3,7 +3,8 @@
 import { readFile as fsReadFile } from 'node:fs/promises';
 import type { CertProblem, CertSources, CertStore, CertSummary, LoadOptions } from './types.js';
 import { discover } from './sources.js';
-import { parseCandidate, type LoadedCert } from './parse.js';
+import { parseCandidate, type LoadedCert, type X509Cache } from './parse.js';
+import { mapBounded, READ_CONCURRENCY } from './bounded.js';
 import { buildStore, resolve } from './index-names.js';
 import { normalizeName } from './names.js';
 
@@ -20,10 +21,16 @@ export async function loadCertificates(sources: CertSources, opts: LoadOptions =
   const now = opts.now ?? new Date();
   const problems: CertProblem[] = [];
   const candidates = await discover(sources, problems);
+  // Reads overlap with parsing (bounded concurrency); problems keep the load order.
+  const x509Cache: X509Cache = new Map();
+  const results = await mapBounded(candidates, READ_CONCURRENCY, async (c, i) => {
+    const own: CertProblem[] = [];
+    return { loaded: await parseCandidate(c, i, read, now, own, x509Cache), problems: own };
+  });
   const loaded: LoadedCert[] = [];
-  for (const [i, c] of candidates.entries()) {
-    const l = await parseCandidate(c, i, read, now, problems);
-    if (l) loaded.push(l);
+  for (const r of results) {
+    for (const p of r.problems) problems.push(p);
+    if (r.loaded) loaded.push(r.loaded);
   }
   return buildStore(loaded, sources.defaultName, problems, now);
 }

@@ -4,6 +4,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { CertProblem, CertSources } from './types.js';
 import { describeFsError } from './fs-errors.js';
+import { mapBounded, READ_CONCURRENCY } from './bounded.js';
 
 export interface Candidate {
   source: 'letsencrypt' | 'pemdir' | 'pair';
@@ -47,12 +48,17 @@ async function letsEncrypt(dir: string, problems: CertProblem[]): Promise<Candid
   }
   const out: Candidate[] = [];
   const names = entries.map((e) => e.name).sort();
-  for (const name of names) {
+  // Lineage directories listed a few dozen at a time; handled below in name order.
+  const listed = await mapBounded(names, READ_CONCURRENCY, (name) =>
+    readdir(path.join(live, name)).then(
+      (files) => ({ files, err: undefined as unknown }),
+      (err: unknown) => ({ files: undefined, err }),
+    ),
+  );
+  for (const [i, name] of names.entries()) {
     const lineage = path.join(live, name);
-    let files: string[];
-    try {
-      files = await readdir(lineage);
-    } catch (err) {
+    const { files, err } = listed[i]!;
+    if (!files) {
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOTDIR') continue; // README and other files in live/
       problems.push({ level: 'error', path: lineage, message: describeFsError(err, lineage, 'lineage directory') });
