@@ -153,9 +153,10 @@ export function buildStore(loaded: LoadedCert[], defaultName: string | undefined
   }
 
   // Contexts: groups with at least one name, in load order.
-  const used = groups.filter((g) => [...assigned.values()].includes(g)).sort((a, b) => a.order - b.order);
+  const assignedGroups = new Set(assigned.values());
+  const used = groups.filter((g) => assignedGroups.has(g)).sort((a, b) => a.order - b.order);
   for (const g of groups) {
-    if (used.includes(g)) continue;
+    if (assignedGroups.has(g)) continue;
     const covered = wildcardCovers.get(g);
     for (const c of g.certs) {
       problems.push({

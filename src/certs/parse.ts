@@ -1,6 +1,7 @@
 // Parse and validate one candidate (chain + key) with node:crypto.
 // Problems name paths, never contents: no message may carry key material.
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
+import { statSync, type Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import type { Candidate } from './sources.js';
 import type { CertProblem, CertSummary } from './types.js';
@@ -19,7 +20,12 @@ export interface LoadedCert {
   order: number;
 }
 
-export type ReadFile = (path: string) => Promise<Buffer>;
+/**
+ * Reads a file. With `sync` (set by the bulk loader only, see parse-share.ts), stat and read are
+ * done synchronously: a chain or key is a few KiB, and a thread that is busy parsing thousands of
+ * them gains nothing from handing each read to the libuv pool and back.
+ */
+export type ReadFile = ((path: string) => Promise<Buffer>) & { sync?: (path: string) => Buffer };
 
 /**
  * Parsed certificates by PEM text, shared by the candidates of one load: every lineage of a
@@ -53,14 +59,22 @@ export function safeMessage(err: unknown): string {
     .slice(0, 200);
 }
 
+function statOrNull(file: string): Stats | null {
+  try {
+    return statSync(file);
+  } catch {
+    return null;
+  }
+}
+
 async function readText(read: ReadFile, file: string, what: string, problems: CertProblem[], holdsKey = false): Promise<string | null> {
   try {
-    const st = await stat(file).catch(() => null);
+    const st = read.sync ? statOrNull(file) : await stat(file).catch(() => null);
     if (st && st.isFile() && st.size > MAX_BYTES) {
       problems.push({ level: 'error', path: file, message: `${what} ${file} is ${st.size} bytes, more than a PEM chain can be: skipped` });
       return null;
     }
-    const text = (await read(file)).toString('utf8');
+    const text = (read.sync ? read.sync(file) : await read(file)).toString('utf8');
     if (holdsKey && st && (st.mode & 0o004) !== 0 && /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
       problems.push({ level: 'warning', path: file, message: `${file} holds a private key and is readable by every user (mode ${(st.mode & 0o777).toString(8)}): chmod o-rwx` });
     }
