@@ -26,41 +26,52 @@ namespace mf {
 namespace {
 
 // Workers push records; JS receives them in batches through one ThreadSafeFunction.
+// The pending queue lives on the heap and belongs to the ThreadSafeFunction: a
+// delivery still queued when the Proxy goes away (GC, env teardown) finds it
+// alive; the finalizer frees it after the last call.
 class EventQueue : public EventSink {
  public:
   void open(Napi::Env env, Napi::Function cb) {
-    tsfn_ = Napi::ThreadSafeFunction::New(env, cb, "mailfront-events", 0, 1);
+    state_ = new State;
+    tsfn_ = Napi::ThreadSafeFunction::New(env, cb, "mailfront-events", 0, 1, state_, [](Napi::Env, State* s) { delete s; });
     tsfn_.Unref(env);
   }
   void ref(Napi::Env env) { if (tsfn_) tsfn_.Ref(env); }
   void unref(Napi::Env env) { if (tsfn_) tsfn_.Unref(env); }
+  // JS thread, once no worker pushes any more.
   void close() {
     if (tsfn_) tsfn_.Release();
     tsfn_ = {};
+    state_ = nullptr;
   }
 
   // Any thread.
   void push(std::vector<Event>& batch) override {
-    if (batch.empty()) return;
+    if (batch.empty() || !state_) return;
     bool first;
     {
-      std::lock_guard lk(mu_);
-      first = pending_.empty();
-      for (Event& e : batch) pending_.push_back(std::move(e));
+      std::lock_guard lk(state_->mu);
+      first = state_->pending.empty();
+      for (Event& e : batch) state_->pending.push_back(std::move(e));
     }
     batch.clear();
-    if (first && tsfn_) tsfn_.NonBlockingCall(this, [](Napi::Env env, Napi::Function cb, EventQueue* q) { q->deliver(env, cb); });
+    if (first) tsfn_.NonBlockingCall(state_, [](Napi::Env env, Napi::Function cb, State* s) { deliver(env, cb, s); });
   }
 
  private:
+  struct State {
+    std::mutex mu;
+    std::deque<Event> pending;
+  };
+
   // JS thread.
-  void deliver(Napi::Env env, Napi::Function cb) {
+  static void deliver(Napi::Env env, Napi::Function cb, State* s) {
     std::deque<Event> batch;
     {
-      std::lock_guard lk(mu_);
-      batch.swap(pending_);
+      std::lock_guard lk(s->mu);
+      batch.swap(s->pending);
     }
-    if (batch.empty()) return;
+    if (batch.empty() || !cb) return;
     Napi::Array arr = Napi::Array::New(env, batch.size());
     uint32_t i = 0;
     for (Event& e : batch) arr[i++] = to_js(env, e);
@@ -99,8 +110,7 @@ class EventQueue : public EventSink {
     return o;
   }
 
-  std::mutex mu_;
-  std::deque<Event> pending_;
+  State* state_ = nullptr;
   Napi::ThreadSafeFunction tsfn_;
 };
 
@@ -287,9 +297,22 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     if (!cb.IsFunction()) { Napi::TypeError::New(env, "Proxy(options): onEvents must be a function").ThrowAsJavaScriptException(); return; }
     events_.open(env, cb.As<Napi::Function>());
     engine_ = std::make_unique<Engine>(int(num(o, "workers", 1)), events_);
+    // An environment torn down (worker_threads, exit) stops the data plane first.
+    cleanup_ = env.AddCleanupHook(&Proxy::OnEnvTeardown, this);
   }
 
   ~Proxy() override {
+    if (!cleanup_.IsEmpty()) cleanup_.Remove(Env());
+    Teardown();
+  }
+
+  // The hook's own data is freed by node-addon-api once it has run.
+  static void OnEnvTeardown(Proxy* p) {
+    p->cleanup_ = {};
+    p->Teardown();
+  }
+
+  void Teardown() {
     if (engine_) engine_->stop();
     events_.close();
   }
@@ -314,7 +337,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
   Napi::Value JS_start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsArray()) { Napi::TypeError::New(env, "start(listeners): array expected").ThrowAsJavaScriptException(); return env.Undefined(); }
-    if (engine_->running()) { Napi::Error::New(env, "already started").ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (engine_->running() || engine_->stopped()) { Napi::Error::New(env, "start(): already started (or stopped)").ThrowAsJavaScriptException(); return env.Undefined(); }
     auto snap = engine_->snapshot();
     if (!snap) { Napi::Error::New(env, "start() before apply()").ThrowAsJavaScriptException(); return env.Undefined(); }
     Napi::Array list = info[0].As<Napi::Array>();
@@ -434,6 +457,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
 
   EventQueue events_;
   std::unique_ptr<Engine> engine_;
+  Napi::Env::CleanupHook<void (*)(Proxy*), Proxy> cleanup_;
 };
 
 // sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET.

@@ -22,8 +22,11 @@ namespace mf {
 
 namespace {
 
-// Pre-TLS replies queued beyond this stop the reading until the client reads them.
-constexpr size_t kMaxPlainOut = 64 * 1024;
+// Pre-TLS replies a client leaves unread: no reading beyond the first bound, and
+// a close beyond the second (one 4 KiB read of pipelined CAPABILITY commands can
+// ask for ~30 times its size in replies).
+constexpr size_t kMaxPlainOut = 8 * 1024;
+constexpr size_t kMaxPlainOutHard = 16 * 1024;
 // How long a client may go on sending after the backend closed (HAProxy's client-fin).
 constexpr int64_t kFinLingerMs = 10000;
 // A backend greeting must fit one relay buffer.
@@ -212,6 +215,7 @@ void Conn::step_pretls() {
       return close("client_error", strerror(errno));
     }
     after_flush_ = dialog_->feed(std::string_view(buf, size_t(n)), plain_out_);
+    if (plain_out_.size() > kMaxPlainOutHard) return close("pretls_flood", "client sends commands faster than it reads the replies");
   }
 }
 
@@ -241,6 +245,7 @@ int Conn::on_servername(int* alert) {
   bool valid = normalize_sni(raw, name);
   if (valid) sni_ = name;
   int ctx = valid ? snap_->find_context(name) : -1;
+  bool ctx_known = ctx >= 0;
   if (ctx < 0 && raw) ListenerCounters::bump(w_.counters[size_t(listener_)].sni_unknown);
   if (ctx < 0) {
     // An unknown name (or an IP literal, or garbage) is not an error unless the
@@ -255,7 +260,10 @@ int Conn::on_servername(int* alert) {
   }
   SSL_CTX* chosen = snap_->contexts[size_t(ctx)].get();
   if (chosen != SSL_get_SSL_CTX(ssl_)) SSL_set_SSL_CTX(ssl_, chosen);
-  if (backend_ < 0) connect_early();  // once, also if a HelloRetryRequest brings a second ClientHello
+  // A known name: its backend connect may start as soon as the ClientHello is
+  // through (ALPN is checked after this callback). Unknown names wait for the
+  // end of the handshake, so scanners cost the backend nothing.
+  if (ctx_known) early_connect_ = true;
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -278,6 +286,7 @@ int Conn::on_alpn(const unsigned char** out, unsigned char* outlen, const unsign
 
 void Conn::step_handshake() {
   ERR_clear_error();
+  errno = 0;
   int r = SSL_do_handshake(ssl_);
   if (r == 1) {
     handshake_done_ = true;
@@ -289,8 +298,18 @@ void Conn::step_handshake() {
     return;
   }
   int err = SSL_get_error(ssl_, r);
-  if (err == SSL_ERROR_WANT_READ) { c_readable_ = false; return; }
-  if (err == SSL_ERROR_WANT_WRITE) { c_writable_ = false; return; }
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
+    else c_writable_ = false;
+    // The ClientHello passed both callbacks (SNI, ALPN): the backend connect
+    // overlaps the client's last flight (BENCHMARKS.md: ~1.2x handshakes per CPU-second).
+    if (early_connect_ && backend_ < 0 && !alpn_rejected_) {
+      int saved = errno;
+      connect_early();
+      errno = saved;
+    }
+    return;
+  }
   ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
   std::string detail = take_ssl_error();
   if (detail.empty()) detail = err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed during handshake";
@@ -404,7 +423,10 @@ void Conn::step_connecting() {
 }
 
 void Conn::drop_backend() {
-  if (bfd_ >= 0) ::close(bfd_);
+  if (bfd_ >= 0) {
+    w_.unwatch(bfd_);
+    ::close(bfd_);
+  }
   bfd_ = -1;
   b_readable_ = b_writable_ = false;
 }
@@ -438,7 +460,7 @@ void Conn::connected() {
 
 void Conn::backend_unavailable(const std::string& why) {
   ListenerCounters::bump(w_.counters[size_t(listener_)].backend_failures);
-  if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }
+  drop_backend();
   say_goodbye(mf::backend_unavailable(policy().proto));
   close("backend_unavailable", why);
 }
@@ -588,7 +610,9 @@ void Conn::flush_counters() {
 void Conn::say_goodbye(const std::string& text) {
   ERR_clear_error();
   if (handshake_done_ && ssl_) {
-    // Best effort: what still pends for the client goes first, the goodbye after it.
+    // Best effort: what still pends for the client goes first, the goodbye after
+    // it; not a backend greeting still waiting for its filter (it may say STARTTLS).
+    if (greeting_ != Greeting::None) b2c_.release(w_.pool);
     if (!b2c_.empty()) {
       int n = SSL_write(ssl_, b2c_.head(), int(b2c_.len));
       if (n > 0) bytes_out_ += uint64_t(n);
@@ -663,7 +687,7 @@ void Conn::close(const char* reason, std::string detail) {
   r.listener = lp.name;
   r.protocol = proto_name(lp.proto);
   r.client = format_addr(peer_);
-  if (backend_ >= 0) {
+  if (backend_ >= 0 && handshake_done_) {
     const Backend& b = *snap_->backends[size_t(backend_)];
     r.pool = b.name;
     if (t_connected_us_) r.backend = b.server_names[server_];
@@ -685,8 +709,8 @@ void Conn::close(const char* reason, std::string detail) {
   r.detail = std::move(detail);
   w_.emit(std::move(ev));
   if (ssl_) { SSL_free(ssl_); ssl_ = nullptr; }
-  if (cfd_ >= 0) { ::close(cfd_); cfd_ = -1; }
-  if (bfd_ >= 0) { ::close(bfd_); bfd_ = -1; }
+  if (cfd_ >= 0) { w_.unwatch(cfd_); ::close(cfd_); cfd_ = -1; }
+  drop_backend();
   c2b_.release(w_.pool);
   b2c_.release(w_.pool);
   w_.retire(this);

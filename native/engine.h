@@ -48,6 +48,7 @@ class Worker {
   std::atomic<int64_t> heartbeat_ms{0};
 
   void watch(int fd, Conn* c, bool backend_side);
+  void unwatch(int fd);
   void retire(Conn* c);  // freed after the current batch of events
   // Queues an event for JS; the queue goes over every 50 ms or 256 events.
   void emit(Event&& e);
@@ -59,7 +60,7 @@ class Worker {
   void accept_from(size_t socket_index);
   void pause_listeners(int64_t until_ms);
   void resume_listeners();
-  void close_all(const char* reason);
+  void close_all();
 
   Fd ep_, wake_;
   std::thread thread_;
@@ -86,6 +87,8 @@ class Engine {
   void drain();
   void stop();
   bool running() const { return started_; }
+  // A stopped engine does not start again: a new Proxy does.
+  bool stopped() const { return stopping.load(); }
 
   EventSink& events;
   ClientTable clients;

@@ -55,6 +55,12 @@ void Worker::watch(int fd, Conn* c, bool backend_side) {
   epoll_ctl(ep_.get(), EPOLL_CTL_ADD, fd, &ev);
 }
 
+void Worker::unwatch(int fd) {
+  // Explicit: a copy of the fd in a child between fork and exec would keep the
+  // registration alive after close(), and its events would name a freed Conn.
+  epoll_ctl(ep_.get(), EPOLL_CTL_DEL, fd, nullptr);
+}
+
 void Worker::link(Conn* c) {
   c->all_next = all_;
   c->all_prev = nullptr;
@@ -129,7 +135,9 @@ void Worker::accept_from(size_t index) {
     }
     ListenerCounters::bump(ctr.accepted);
     const Limits& lim = snap->limits;
-    if (engine.active.load(std::memory_order_relaxed) >= int64_t(lim.connections)) {
+    // Taken first, given back on refusal: workers racing cannot overshoot the limit.
+    if (engine.active.fetch_add(1, std::memory_order_relaxed) >= int64_t(lim.connections)) {
+      engine.active.fetch_sub(1, std::memory_order_relaxed);
       ListenerCounters::bump(ctr.rejected_limit);
       ::close(fd);
       continue;
@@ -138,11 +146,11 @@ void Worker::accept_from(size_t index) {
     bool proxied = snap->listeners[size_t(ls.listener)].accept_proxy;
     std::string key = addr_key(peer);
     if (!proxied && !engine.clients.acquire(key, lim.per_client)) {
+      engine.active.fetch_sub(1, std::memory_order_relaxed);
       ListenerCounters::bump(ctr.rejected_per_client);
       ::close(fd);
       continue;
     }
-    engine.active.fetch_add(1, std::memory_order_relaxed);
     ctr.active.fetch_add(1, std::memory_order_relaxed);
     Conn* c = new Conn(*this, ls.listener, fd, peer, snap);
     link(c);
@@ -150,13 +158,12 @@ void Worker::accept_from(size_t index) {
   }
 }
 
-void Worker::close_all(const char* reason) {
+void Worker::close_all() {
   while (all_) {
     Conn* c = all_;
     c->shutdown_now();
     if (all_ == c) unlink(c);  // defensive: shutdown_now always retires
   }
-  (void)reason;
 }
 
 void Worker::run() {
@@ -198,7 +205,7 @@ void Worker::run() {
     if (!draining && !listening_ && now >= paused_until_) resume_listeners();
     if (id == 0) TicketKeys::rotate_if_due(now);
   }
-  close_all("shutdown");
+  close_all();
   for (Conn* c : retired_) delete c;
   retired_.clear();
   flush_events(true);

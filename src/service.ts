@@ -32,9 +32,15 @@ interface Generation {
   snapshot: NativeSnapshot;
 }
 
-/** Builds what a config file describes, without touching the data plane. */
-export async function prepare(configPath: string, log: Logger): Promise<Generation> {
-  const config = await loadConfig(configPath);
+/**
+ * Builds what a config file describes, without touching the data plane.
+ * <running>: the config being served; listeners and workers cannot change
+ * without a restart, so theirs are kept (and resolved against the new backends).
+ */
+export async function prepare(configPath: string, log: Logger, running?: Config): Promise<Generation & { listenersKept: boolean }> {
+  let config = await loadConfig(configPath);
+  const listenersKept = !!running && !sameListeners(running, config);
+  if (running && listenersKept) config = { ...config, listeners: running.listeners, workers: running.workers };
   const certLog = child(log, 'certs');
   const certs = await loadCertificates({
     letsencrypt: [...config.certificates.letsencrypt],
@@ -50,7 +56,7 @@ export async function prepare(configPath: string, log: Logger): Promise<Generati
   const sieve = await probeSieveListeners(config, Math.min(config.timeouts.connectMs, 3000));
   for (const e of sieve.errors) child(log, 'sieve').warn({ err: e.message }, 'sieve backend not probed: using fallback capabilities');
   const ticketKeys = config.tls.ticketKeys ? await readTicketKeys(config.tls.ticketKeys) : [];
-  return { config, certs, snapshot: buildSnapshot(config, certs, sieve.capabilities, ticketKeys) };
+  return { config, certs, snapshot: buildSnapshot(config, certs, sieve.capabilities, ticketKeys), listenersKept };
 }
 
 /**
@@ -171,15 +177,13 @@ export class Service {
     this.#notifier.reloading();
     const started = Date.now();
     try {
-      const next = await prepare(this.#options.configPath, this.log);
+      const next = await prepare(this.#options.configPath, this.log, current.config);
+      if (this.#stopping) return false;
       refuseLosingCertificates(current.certs, next.certs);
-      if (!sameListeners(current.config, next.config))
+      if (next.listenersKept)
         log.warn('listeners or workers changed: restart mailfront to apply that part; the rest is applied now');
-      const snapshot = sameListeners(current.config, next.config)
-        ? next.snapshot
-        : { ...next.snapshot, listeners: current.snapshot.listeners };
-      proxy.apply(snapshot);
-      this.#current = { ...next, snapshot };
+      proxy.apply(next.snapshot);
+      this.#current = next;
       this.log.level = next.config.log.level;
       this.#publishCertificates(next.certs);
       this.#startHealthChecks(next.config);
@@ -189,7 +193,7 @@ export class Service {
           why,
           ms: Date.now() - started,
           certificates: next.certs.certificates.length,
-          ...ticketKeyInfo(next.config.tls.ticketKeys, snapshot.tls.ticketKeys),
+          ...ticketKeyInfo(next.config.tls.ticketKeys, next.snapshot.tls.ticketKeys),
         },
         'reloaded',
       );

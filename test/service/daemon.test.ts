@@ -4,7 +4,7 @@
 // The backend is a small greeting/echo server: Cyrus is covered in test/e2e.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -177,6 +177,32 @@ while True:
     } finally {
       d.child.kill('SIGTERM');
       await d.exited;
+    }
+  });
+
+  it('a reload that adds a listener keeps the running ones on their own backends (a restart applies the new one)', async () => {
+    // A second backend whose name sorts first: backend indexes shift in the new snapshot.
+    const other = net.createServer((s) => s.end('+OK the other backend\r\n'));
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
+    const port = await freePort();
+    const config = writeConfig('grow', [`127.0.0.1:${port}`], await freePort());
+    const d = launch('node', [CLI, 'run', '--config', config]);
+    try {
+      await d.waitFor(/mailfront ready/);
+      const grown = readFileSync(config, 'utf8')
+        .replace('backends:\n', `backends:\n  aaa: {servers: ["127.0.0.1:${(other.address() as net.AddressInfo).port}"]}\n`)
+        .replace('listeners:\n', `listeners:\n  - {name: pop3s, protocol: pop3s, listen: ["127.0.0.1:${await freePort()}"], backend: aaa}\n`);
+      writeFileSync(config, grown);
+      d.child.kill('SIGHUP');
+      await d.waitFor(/listeners or workers changed/);
+      await d.waitFor(/"msg":"reloaded"/);
+      const { socket, greeting } = await connect(port);
+      expect(greeting).toBe('* OK test backend ready\r\n');
+      socket.end();
+    } finally {
+      d.child.kill('SIGTERM');
+      await d.exited;
+      await new Promise((r) => other.close(r));
     }
   });
 
