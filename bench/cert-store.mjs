@@ -239,7 +239,12 @@ async function startMailfront(cfg, cpu) {
     }),
     exited,
   ]);
-  await waitFor(/"msg":"mailfront ready"/, 120000);
+  try {
+    await waitFor(/"msg":"mailfront ready"/, 120000);
+  } catch (e) {
+    await stop(child);
+    throw e;
+  }
   const readyMs = performance.now() - t0;
   return { child, pid: child.pid, readyMs, rss: rssKiB(child.pid), lines, waitFor };
 }
@@ -428,7 +433,7 @@ export async function runStore({ count = 10000, reps = 3, phases = ['load', 'che
     if (phases.includes('start')) {
       const backend = startBackend();
       try {
-        const mf = await startMailfront(cfgWarn);
+        const mf = await startMailfront(cfgInfo); // "mailfront ready" is an info line
         (res.start ??= []).push({ readyMs: mf.readyMs, rss: mf.rss });
         log(`start ${i + 1}/${reps}: ready after ${fmt(mf.readyMs)} ms, RSS ${fmt(mf.rss / 1024)} MiB`);
         await stop(mf.child);

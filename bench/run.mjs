@@ -4,6 +4,7 @@
 // interleaved per repetition, medians with min-max). See bench/README.md.
 //
 //   node bench/run.mjs [--quick] [--peers mailfront,haproxy,...] [--scenarios full,resumed,...] [--reps N]
+//   node bench/run.mjs --scenarios store   (10,000 certificates: load time, memory, start, reload under load; bench/cert-store.mjs)
 //   BENCH_QUICK=1 npm run bench      (~1 minute smoke run)
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,6 +22,7 @@ const PKI = path.join(WORK, 'pki');
 const CONF = path.join(WORK, 'conf');
 const LOGS = path.join(WORK, 'logs');
 const NAMES = 100;
+const SECTION_STORE = 'Certificate store (10,000 certificates)';
 const SNI_FMT = 'mail.d%02d.bench.test';
 const nameOf = (i) => `mail.d${String(i).padStart(2, '0')}.bench.test`;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
@@ -566,6 +568,21 @@ async function main() {
     return;
   }
 
+  // Certificate store (bench/cert-store.mjs): its own section; alone, it only replaces that section in --out.
+  let storeMd;
+  if (SCEN.has('store')) {
+    const { runStore, section, writeSection } = await import('./cert-store.mjs');
+    const res = await runStore({ reps: P.reps, reloads: QUICK ? 1 : 3 });
+    storeMd = section(res, `${QUICK ? 'BENCH_QUICK=1 ' : ''}npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`);
+    if (SCEN.size === 1) {
+      for (const c of children) await stop(c);
+      writeSection(args.out, storeMd);
+      console.log(storeMd);
+      log(`wrote the "${SECTION_STORE}" section of ${args.out} in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
+      return;
+    }
+  }
+
   const results = {};
   const idle = {};
   const errors = [];
@@ -620,7 +637,7 @@ async function main() {
     builds: [...new Set([...builds].map((b) => b.split('|')[0]))].length > 1 ? [...builds].map((b) => b.split('|')[1]) : [],
   };
   fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ P, results, idle, reload, meta }, null, 1));
-  const md = report(results, idle, reload, meta);
+  const md = report(results, idle, reload, meta) + (storeMd ? `\n${storeMd}\n` : '');
   fs.writeFileSync(args.out, md);
   console.log(md);
   log(`wrote ${args.out} in ${meta.minutes.toFixed(1)} min`);

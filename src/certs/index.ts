@@ -8,7 +8,7 @@ import { Worker } from 'node:worker_threads';
 import type { CertProblem, CertSources, CertStore, CertSummary, LoadOptions } from './types.js';
 import { discover } from './sources.js';
 import type { LoadedCert, ReadFile } from './parse.js';
-import { parseShare, type ParsedShare } from './parse-share.js';
+import { PARSE_CHUNK, parseClaimed, parseShare, type ParsedChunk, type ParsedShare } from './parse-share.js';
 import type { Candidate } from './sources.js';
 import { buildStore, resolve } from './index-names.js';
 import { normalizeName } from './names.js';
@@ -42,27 +42,52 @@ const PARALLEL_MIN = 400;
 const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
 
 /**
- * node:crypto's parse and checks cost ~0.3 ms per certificate on one thread: with thousands,
- * shares go to worker threads (one per spare CPU, at most 3) while this thread parses the first.
- * Without the compiled worker (tests run the TypeScript sources) or if a worker fails, its share
- * is parsed here: same results.
+ * node:crypto's parse and checks cost ~0.2-0.3 ms per certificate: with thousands, worker threads
+ * (one per spare CPU, at most 3) and this thread take chunks of candidates from a shared counter
+ * until none is left. Without the compiled worker (tests run the TypeScript sources), or for the
+ * chunks of a worker that failed, the candidates are parsed here: same results, same order.
  */
 async function parseParallel(candidates: Candidate[], now: Date): Promise<ParsedShare[]> {
   const read: ReadFile = Object.assign((p: string) => fsReadFile(p), { sync: (p: string) => readFileSync(p) });
   const spare = Math.min(3, availableParallelism() - 1);
   if (candidates.length < PARALLEL_MIN || spare < 1 || !existsSync(fileURLToPath(WORKER_URL))) return parseShare(candidates, 0, read, now);
-  const shares = spare + 1;
-  const size = Math.ceil(candidates.length / shares);
-  const parts = Array.from({ length: shares }, (_, k) => ({ first: k * size, items: candidates.slice(k * size, (k + 1) * size) })).filter((p) => p.items.length > 0);
-  const inWorker = (part: { first: number; items: Candidate[] }) =>
-    new Promise<ParsedShare[]>((resolve, reject) => {
-      const w = new Worker(WORKER_URL, { workerData: { candidates: part.items, first: part.first, now: now.getTime() } });
-      w.once('message', (r: ParsedShare[]) => { resolve(r); void w.terminate(); });
+  const counter = new Int32Array(new SharedArrayBuffer(4));
+  const out = new Array<ParsedShare | undefined>(candidates.length);
+  const keep = (chunks: ParsedChunk[]) => {
+    for (const c of chunks) c.results.forEach((r, k) => (out[c.first + k] = r));
+  };
+  const inWorker = () =>
+    new Promise<void>((resolve, reject) => {
+      const w = new Worker(WORKER_URL, { workerData: { candidates, counter, chunk: PARSE_CHUNK, now: now.getTime() } });
+      w.once('message', (chunks: ParsedChunk[]) => {
+        keep(chunks);
+        resolve();
+        void w.terminate();
+      });
       w.once('error', reject);
       w.once('exit', (code) => reject(new Error(`certificate parser worker exited (${code})`)));
-    }).catch(() => parseShare(part.items, part.first, read, now));
-  const done = await Promise.all(parts.map((p, k) => (k === 0 ? parseShare(p.items, p.first, read, now) : inWorker(p))));
-  return done.flat();
+    }).catch(() => undefined);
+  const workers = Array.from({ length: spare }, inWorker);
+  keep(await parseClaimed(candidates, counter, PARSE_CHUNK, read, now));
+  await Promise.all(workers);
+  // Chunks claimed by a worker that failed: parsed here.
+  for (let i = 0; i < out.length; i++) if (!out[i]) out[i] = (await parseShare([candidates[i]!], i, read, now))[0];
+  return out as ParsedShare[];
+}
+
+/** store.certificates grouped by context, in their order; `mailfront check` looks up every name. */
+const contextCertificates = new WeakMap<CertStore, { from: CertSummary[]; length: number; map: Map<number, CertSummary[]> }>();
+function byContext(store: CertStore): Map<number, CertSummary[]> {
+  const hit = contextCertificates.get(store);
+  if (hit && hit.from === store.certificates && hit.length === store.certificates.length) return hit.map;
+  const map = new Map<number, CertSummary[]>();
+  for (const c of store.certificates) {
+    const list = map.get(c.context);
+    if (list) list.push(c);
+    else map.set(c.context, [c]);
+  }
+  contextCertificates.set(store, { from: store.certificates, length: store.certificates.length, map });
+  return map;
 }
 
 /** What a name would be served (for `mailfront check` and tests). An empty name means no SNI. */
@@ -73,5 +98,5 @@ export function lookup(
   const n = name === '' ? null : normalizeName(name);
   const hit = n === null || n.startsWith('*.') ? undefined : resolve(store, n);
   const context = hit?.context ?? store.defaultContext;
-  return { context, match: hit?.match ?? 'default', certificates: store.certificates.filter((c) => c.context === context) };
+  return { context, match: hit?.match ?? 'default', certificates: [...(byContext(store).get(context) ?? [])] };
 }

@@ -28,7 +28,7 @@ export interface LoadedCert {
 export type ReadFile = ((path: string) => Promise<Buffer>) & { sync?: (path: string) => Buffer };
 
 /**
- * Parsed certificates by PEM text, shared by the candidates of one load: every lineage of a
+ * Parsed issuer certificates by PEM text, shared by the candidates of one load: every lineage of a
  * CA repeats the same intermediate, and node:crypto's parse costs ~0.1 ms (OpenSSL 3.0 decoders).
  * X509Certificate objects are immutable, so sharing them changes nothing.
  */
@@ -258,7 +258,7 @@ export async function parseCandidate(
       let x = x509Cache.get(b.pem);
       if (!x) {
         x = new X509Certificate(b.pem);
-        x509Cache.set(b.pem, x);
+        if (i > 0) x509Cache.set(b.pem, x); // issuers repeat; leaves rarely do (and would all stay in memory)
       }
       x509.push(x);
     } catch (err) {
