@@ -91,7 +91,8 @@ async function main(argv: string[]): Promise<number> {
 
 main(process.argv.slice(2)).then(
   (code) => {
-    if (code >= 0) process.exit(code);
+    // exitCode, not exit(): a piped stdout gets everything written before the process ends.
+    if (code >= 0) process.exitCode = code;
   },
   (err: unknown) => {
     if (err instanceof MailfrontError) {
