@@ -74,6 +74,15 @@ function refuseLosingCertificates(current: CertStore, next: CertStore): void {
     );
 }
 
+/**
+ * Once applied, the PEM texts live in the data plane's SSL_CTXs: the control
+ * plane keeps only what it reports on (names, paths, expiry), so private keys do
+ * not sit in the JS heap for the life of the process.
+ */
+function withoutPem<G extends Generation>(gen: G): G {
+  return { ...gen, certs: { ...gen.certs, contexts: [] }, snapshot: { ...gen.snapshot, contexts: [] } };
+}
+
 function sameListeners(a: Config, b: Config): boolean {
   const shape = (c: Config) => JSON.stringify(c.listeners.map((l) => [l.name, l.protocol, l.listen]));
   return shape(a) === shape(b) && a.workers === b.workers;
@@ -130,7 +139,7 @@ export class Service {
       throw new MailfrontError('MF_LISTEN', (err as Error).message, { cause: err });
     }
     this.#proxy = proxy;
-    this.#current = gen;
+    this.#current = withoutPem(gen);
     this.metrics.setStatsSource(() => proxy.stats());
     this.#publishCertificates(gen.certs);
     this.metrics.reloaded('ok');
@@ -183,7 +192,7 @@ export class Service {
       if (next.listenersKept)
         log.warn('listeners or workers changed: restart mailfront to apply that part; the rest is applied now');
       proxy.apply(next.snapshot);
-      this.#current = next;
+      this.#current = withoutPem(next);
       this.log.level = next.config.log.level;
       this.#publishCertificates(next.certs);
       this.#startHealthChecks(next.config);
