@@ -260,10 +260,15 @@ int Conn::on_servername(int* alert) {
   }
   SSL_CTX* chosen = snap_->contexts[size_t(ctx)].get();
   if (chosen != SSL_get_SSL_CTX(ssl_)) SSL_set_SSL_CTX(ssl_, chosen);
-  // A known name: its backend connect may start as soon as the ClientHello is
-  // through (ALPN is checked after this callback). Unknown names wait for the
-  // end of the handshake, so scanners cost the backend nothing.
-  if (ctx_known) early_connect_ = true;
+  // A known name: its backend connect starts now, while the server does its
+  // handshake crypto (BENCHMARKS.md: ~1.2x handshakes per CPU-second). Unknown
+  // names wait for the end of the handshake, so scanners cost the backend
+  // nothing; a client refused by the ALPN check next loses this connect at once.
+  if (ctx_known && backend_ < 0) {
+    int saved = errno;
+    connect_early();
+    errno = saved;
+  }
   return SSL_TLSEXT_ERR_OK;
 }
 
@@ -281,6 +286,7 @@ int Conn::on_alpn(const unsigned char** out, unsigned char* outlen, const unsign
     i += 1 + len;
   }
   alpn_rejected_ = true;
+  drop_backend();  // opened by on_servername for a known name: never used
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
@@ -298,18 +304,8 @@ void Conn::step_handshake() {
     return;
   }
   int err = SSL_get_error(ssl_, r);
-  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
-    if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
-    else c_writable_ = false;
-    // The ClientHello passed both callbacks (SNI, ALPN): the backend connect
-    // overlaps the client's last flight (BENCHMARKS.md: ~1.2x handshakes per CPU-second).
-    if (early_connect_ && backend_ < 0 && !alpn_rejected_) {
-      int saved = errno;
-      connect_early();
-      errno = saved;
-    }
-    return;
-  }
+  if (err == SSL_ERROR_WANT_READ) { c_readable_ = false; return; }
+  if (err == SSL_ERROR_WANT_WRITE) { c_writable_ = false; return; }
   ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
   std::string detail = take_ssl_error();
   if (detail.empty()) detail = err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed during handshake";

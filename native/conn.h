@@ -93,7 +93,7 @@ class Conn {
   // Edge-triggered readiness, cleared when a call would block.
   bool c_readable_ = true, c_writable_ = true, b_readable_ = false, b_writable_ = false;
   bool client_eof_ = false, backend_eof_ = false, backend_shut_ = false, tls_shut_ = false;
-  bool handshake_done_ = false, sni_rejected_ = false, alpn_rejected_ = false, early_connect_ = false;
+  bool handshake_done_ = false, sni_rejected_ = false, alpn_rejected_ = false;
 
   std::unique_ptr<PreTlsDialog> dialog_;
   std::string plain_out_;  // pre-TLS replies waiting to be written
