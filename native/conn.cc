@@ -32,8 +32,6 @@ constexpr int64_t kFinLingerMs = 10000;
 // A backend greeting must fit one relay buffer.
 constexpr uint32_t kMaxGreeting = kChunk;
 
-const char* tls_version_name(const SSL* ssl) { return SSL_get_version(ssl); }
-
 double ms_between(int64_t from_us, int64_t to_us) { return from_us && to_us >= from_us ? double(to_us - from_us) / 1000.0 : 0; }
 
 }  // namespace
@@ -691,7 +689,7 @@ void Conn::close(const char* reason, std::string detail) {
   r.backend_local = backend_local_;
   r.sni = sni_;
   if (ssl_ && handshake_done_) {
-    r.tls_version = tls_version_name(ssl_);
+    r.tls_version = SSL_get_version(ssl_);
     r.cipher = SSL_get_cipher_name(ssl_);
     r.resumed = SSL_session_reused(ssl_);
   }

@@ -24,12 +24,8 @@ struct PemPair {
 // <err> names what failed, never key material.
 SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err);
 
-// The connection that owns an SSL, for the callbacks (set with SSL_set_app_data).
-class Conn;
-
-}  // namespace mf
-
-namespace mf {
-// Defined with the connection (conn.cc): servername and ALPN callbacks.
+// Defined with the connection (conn.cc): servername and ALPN callbacks, which
+// find their Conn through the SSL's app data.
 void install_conn_callbacks(SSL_CTX* ctx);
+
 }  // namespace mf
