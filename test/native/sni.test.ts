@@ -14,6 +14,8 @@ import {
 } from './harness.js';
 import type { FakeBackend, Pki, Running } from './harness.js';
 import type tls from 'node:tls';
+import path from 'node:path';
+import { issue } from '../../src/pki.js';
 
 let pki: Pki;
 let backend: FakeBackend;
@@ -191,4 +193,26 @@ describe('TLS policy', () => {
       expect(before).toBeGreaterThanOrEqual(2);
     });
   }
+});
+
+describe('ECDSA and RSA certificates for the same name in one context', () => {
+  it('serves ECDSA to a client that accepts it, RSA to one that only verifies RSA signatures', async () => {
+    const rsa = issue(pki.ca, { names: ['mail.b.example'], keyType: 'rsa', dir: path.join(pki.dir, 'b-rsa') });
+    const snap = buildSnapshot(pki, { servers: [backend.address] });
+    snap.contexts[2] = { certs: [{ chainPem: pki.b.fullchainPem, keyPem: pki.b.keyPem }, { chainPem: rsa.fullchainPem, keyPem: rsa.keyPem }] };
+    const two = startProxy(snap);
+    try {
+      const keyType = async (extra: tls.ConnectionOptions) => {
+        const c = await connectTls(two.port, { ca: pki.ca.rootPem, servername: 'mail.b.example', ...extra });
+        const cert = c.socket.getPeerCertificate();
+        c.socket.end();
+        return cert.asn1Curve ? 'ec' : cert.bits ? 'rsa' : '?';
+      };
+      expect(await keyType({})).toBe('ec');
+      expect(await keyType({ sigalgs: 'rsa_pss_rsae_sha256:rsa_pkcs1_sha256' })).toBe('rsa');
+      expect(await keyType({ maxVersion: 'TLSv1.2', ciphers: 'ECDHE-RSA-AES128-GCM-SHA256' })).toBe('rsa');
+    } finally {
+      two.stop();
+    }
+  });
 });
