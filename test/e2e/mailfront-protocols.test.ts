@@ -52,8 +52,12 @@ afterAll(async () => {
 const leafFp = (u: { domain: 'com' | 'net' }) => fingerprint((u.domain === 'com' ? pki.com : pki.net).certPem);
 
 /** The "connection closed" line of the connection whose client port is `clientPort`. */
-function connLine(clientPort: number, timeoutMs = 5000): Promise<LogLine> {
-  return mf.waitForLog((l) => l.msg === 'connection closed' && String(l.client).endsWith(`:${clientPort}`), timeoutMs);
+/**
+ * The connection line of a client, among the lines logged since <mark> (taken
+ * before it connected): an ephemeral port may have served an earlier connection.
+ */
+function connLine(clientPort: number, mark: number, timeoutMs = 5000): Promise<LogLine> {
+  return mf.waitForLog((l) => l.msg === 'connection closed' && String(l.client).endsWith(`:${clientPort}`), timeoutMs, mark);
 }
 
 const imapsArgs = (u: (typeof users)[number], ...rest: string[]) => [
@@ -268,6 +272,7 @@ function pidOfSocket(inode: string): number | undefined {
 
 describe('the connection log line', () => {
   it('ties the client address and port to backend_local, the address Cyrus sees for that login', async () => {
+    const mark = mf.lines.length;
     const s = await openTls(ports.imaps, alice.name, pki.ca.rootPem);
     const clientPort = s.socket.localPort!;
     let cyrusSide: Map<number, string>;
@@ -284,7 +289,7 @@ describe('the connection log line', () => {
     } finally {
       s.close();
     }
-    const line = await connLine(clientPort);
+    const line = await connLine(clientPort, mark);
     expect(line).toMatchObject({
       level: 'info',
       component: 'conn',
@@ -352,8 +357,9 @@ describe('routing *.example.net to a second Cyrus', () => {
     const aAlice = await sieveConnect(a.sievePort, alice.user, alice.password, ['--list']);
     expect(aAlice.stdout.trim().split('\n')).toContain('"route-com"');
     // and the log names the pool
+    const mark = mf.lines.length;
     const p = await tlsProbe(ports.imaps, bob.name, pki.ca.rootPem);
-    const line = await connLine(p.localPort);
+    const line = await connLine(p.localPort, mark);
     expect(line).toMatchObject({ pool: 'b-imap', backend: `127.0.0.1:${b.imapPort}`, sni: bob.name });
   });
 
@@ -363,10 +369,11 @@ describe('routing *.example.net to a second Cyrus', () => {
     await b.stop();
     const down = await mf.waitForLog((l) => l.msg === 'backend server down' && l.pool === 'b-imap', 5000);
     expect(down).toMatchObject({ server: `127.0.0.1:${b.imapPort}`, level: 'warn' });
+    const mark = mf.lines.length;
     const p = await tlsProbe(ports.imaps, bob.name, pki.ca.rootPem, { until: /^\* BYE .*\r\n/m });
     expect(p.authorized).toBe(true);
     expect(p.data).toMatch(/^\* BYE \[UNAVAILABLE\][^\r\n]*\r\n/);
-    const line = await connLine(p.localPort);
+    const line = await connLine(p.localPort, mark);
     expect(line).toMatchObject({ listener: 'imaps', sni: bob.name, pool: 'b-imap', reason: 'backend_unavailable', level: 'warn' });
 
     // the server closes after the BYE
