@@ -184,7 +184,7 @@ describe('SIGTERM drain', () => {
     await Promise.race([idle.closed, new Promise((r) => setTimeout(r, 3000))]);
     expect(idle.isClosed()).toBe(true);
 
-    const line = mf.lines.find((l) => l.msg === 'connection closed' && l.client === `127.0.0.1:${clientPort}`);
+    const line = mf.lines.findLast((l) => l.msg === 'connection closed' && l.client === `127.0.0.1:${clientPort}`);
     expect(line, JSON.stringify(mf.lines.slice(-10), null, 1)).toBeDefined();
     expect(['drained', 'shutdown']).toContain(line!.reason);
     // The idle client at least (a connection of an earlier test may still be closing).

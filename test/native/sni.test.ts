@@ -143,7 +143,7 @@ describe('TLS policy', () => {
     expect(c.socket.getProtocol()).toBe('TLSv1.3');
     const cipher = c.socket.getCipher().standardName;
     c.socket.end();
-    const mine = () => px.records().find((r) => r.client === `127.0.0.1:${port}`);
+    const mine = () => px.records().findLast((r) => r.client === `127.0.0.1:${port}`);
     await waitFor(() => mine() !== undefined, 3000, 'record');
     const rec = mine()!;
     expect(rec.tlsVersion).toBe('TLSv1.3');

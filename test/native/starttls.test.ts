@@ -122,7 +122,7 @@ for (const protocol of ['imap', 'pop3', 'managesieve'] as const) {
       }
       t.end();
       await within(c.closed, 3000, 'close');
-      const mine = () => px.records().find((r) => r.client === `127.0.0.1:${clientPort}`);
+      const mine = () => px.records().findLast((r) => r.client === `127.0.0.1:${clientPort}`);
       await waitFor(() => mine() !== undefined, 3000, 'record');
       const rec = mine()!;
       expect(rec.protocol).toBe(protocol);
