@@ -462,39 +462,16 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     auto snap = engine_->snapshot();
     Napi::Array ls = Napi::Array::New(env);
     for (size_t i = 0; snap && i < engine_->listener_count; i++) {
-      uint64_t acc = 0, rl = 0, rpc = 0, hs = 0, hf = 0, res = 0, su = 0, bi = 0, bo = 0, bf = 0, pr = 0, pm = 0;
-      int64_t act = 0;
-      for (auto& w : engine_->workers) {
-        ListenerCounters& c = w->counters[i];
-        acc += c.accepted.load(std::memory_order_relaxed);
-        rl += c.rejected_limit.load(std::memory_order_relaxed);
-        rpc += c.rejected_per_client.load(std::memory_order_relaxed);
-        hs += c.handshakes.load(std::memory_order_relaxed);
-        hf += c.handshake_failures.load(std::memory_order_relaxed);
-        res += c.resumed.load(std::memory_order_relaxed);
-        su += c.sni_unknown.load(std::memory_order_relaxed);
-        bi += c.bytes_in.load(std::memory_order_relaxed);
-        bo += c.bytes_out.load(std::memory_order_relaxed);
-        bf += c.backend_failures.load(std::memory_order_relaxed);
-        pr += c.proxy_refused.load(std::memory_order_relaxed);
-        pm += c.proxy_malformed.load(std::memory_order_relaxed);
-        act += c.active.load(std::memory_order_relaxed);
-      }
       Napi::Object o = Napi::Object::New(env);
       o.Set("name", snap->listeners[i].name);
-      o.Set("accepted", double(acc));
-      o.Set("active", double(act));
-      o.Set("rejectedLimit", double(rl));
-      o.Set("rejectedPerClient", double(rpc));
-      o.Set("handshakes", double(hs));
-      o.Set("handshakeFailures", double(hf));
-      o.Set("resumed", double(res));
-      o.Set("sniUnknown", double(su));
-      o.Set("bytesIn", double(bi));
-      o.Set("bytesOut", double(bo));
-      o.Set("backendFailures", double(bf));
-      o.Set("proxyRefused", double(pr));
-      o.Set("proxyMalformed", double(pm));
+      int64_t active = 0;
+      for (auto& w : engine_->workers) active += w->counters[i].active.load(std::memory_order_relaxed);
+      o.Set("active", double(active));
+      for (const CounterField& f : kCounterFields) {
+        uint64_t sum = 0;
+        for (auto& w : engine_->workers) sum += (w->counters[i].*f.field).load(std::memory_order_relaxed);
+        o.Set(f.name, double(sum));
+      }
       ls.Set(uint32_t(i), o);
     }
     out.Set("listeners", ls);

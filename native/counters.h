@@ -15,4 +15,24 @@ struct alignas(64) ListenerCounters {
   static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
 };
 
+// The counters stats() reports, by their name in src/native.ts (ListenerCounters).
+struct CounterField {
+  const char* name;
+  std::atomic<uint64_t> ListenerCounters::*field;
+};
+inline constexpr CounterField kCounterFields[] = {
+    {"accepted", &ListenerCounters::accepted},
+    {"rejectedLimit", &ListenerCounters::rejected_limit},
+    {"rejectedPerClient", &ListenerCounters::rejected_per_client},
+    {"handshakes", &ListenerCounters::handshakes},
+    {"handshakeFailures", &ListenerCounters::handshake_failures},
+    {"resumed", &ListenerCounters::resumed},
+    {"sniUnknown", &ListenerCounters::sni_unknown},
+    {"bytesIn", &ListenerCounters::bytes_in},
+    {"bytesOut", &ListenerCounters::bytes_out},
+    {"backendFailures", &ListenerCounters::backend_failures},
+    {"proxyRefused", &ListenerCounters::proxy_refused},
+    {"proxyMalformed", &ListenerCounters::proxy_malformed},
+};
+
 }  // namespace mf

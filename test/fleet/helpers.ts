@@ -162,15 +162,4 @@ export async function reload(mf: Mailfront, timeoutMs = 15_000): Promise<{ ok: b
   return { ok: line.msg === 'reloaded', line: line as unknown as Record<string, unknown> };
 }
 
-/** Bounded wait for a promise. */
-export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([p, t]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+export { within } from '../native/harness.js';
