@@ -99,6 +99,7 @@ class EventQueue : public EventSink {
     rec.Set("sni", r.sni);
     rec.Set("tlsVersion", r.tls_version);
     rec.Set("cipher", r.cipher);
+    rec.Set("group", r.group);
     rec.Set("resumed", r.resumed);
     rec.Set("bytesIn", double(r.bytes_in));
     rec.Set("bytesOut", double(r.bytes_out));
@@ -156,6 +157,7 @@ std::string ctx_digest(const TlsPolicy& policy, const std::vector<PemPair>& pair
   add(std::to_string(policy.min_version));
   add(policy.ciphers);
   add(policy.ciphersuites);
+  add(policy.groups);
   for (const PemPair& p : pairs) {
     add(p.chain_pem);
     add(p.key_pem);
@@ -196,6 +198,9 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
   policy.min_version = str(tls, "minVersion") == "TLSv1.3" ? TLS1_3_VERSION : TLS1_2_VERSION;
   policy.ciphers = str(tls, "ciphers");
   policy.ciphersuites = str(tls, "ciphersuites");
+  // No silent default here: the control plane decides the groups from this library (tlsGroupKnown).
+  policy.groups = str(tls, "groups");
+  if (policy.groups.empty()) { err = "tls.groups: missing"; return nullptr; }
 
   keys.clear();
   Napi::Array tk = arr(tls, "ticketKeys");
@@ -513,6 +518,13 @@ Napi::Value SdNotify(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, r == ssize_t(state.size()));
 }
 
+// tlsGroupKnown(name): does the running OpenSSL offer this key-exchange group?
+Napi::Value TlsGroupKnown(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString()) { Napi::TypeError::New(env, "tlsGroupKnown(name)").ThrowAsJavaScriptException(); return env.Undefined(); }
+  return Napi::Boolean::New(env, tls_group_known(info[0].As<Napi::String>().Utf8Value()));
+}
+
 // For the dialog's table tests: feed chunks, get back what mailfront answers.
 Napi::Value TestDialog(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -584,6 +596,9 @@ Napi::Value TestCidrMatch(const Napi::CallbackInfo& info) {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Proxy", Proxy::Init(env));
   exports.Set("opensslVersion", OpenSSL_version(OPENSSL_VERSION));
+  // The running library's number (0xMNN00PP0L), not the headers': one build runs on 3.0 and 3.5.
+  exports.Set("opensslVersionNumber", double(OpenSSL_version_num()));
+  exports.Set("tlsGroupKnown", Napi::Function::New(env, TlsGroupKnown));
   exports.Set("sdNotify", Napi::Function::New(env, SdNotify));
   exports.Set("testDialog", Napi::Function::New(env, TestDialog));
   exports.Set("testProxyParse", Napi::Function::New(env, TestProxyParse));

@@ -691,6 +691,7 @@ void Conn::close(const char* reason, std::string detail) {
   if (ssl_ && handshake_done_) {
     r.tls_version = SSL_get_version(ssl_);
     r.cipher = SSL_get_cipher_name(ssl_);
+    r.group = negotiated_group(ssl_);
     r.resumed = SSL_session_reused(ssl_);
   }
   r.bytes_in = bytes_in_;

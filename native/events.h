@@ -8,7 +8,7 @@
 namespace mf {
 
 struct ConnRecord {
-  std::string listener, protocol, client, backend, backend_local, pool, sni, tls_version, cipher, reason, detail;
+  std::string listener, protocol, client, backend, backend_local, pool, sni, tls_version, cipher, group, reason, detail;
   bool resumed = false;
   uint64_t bytes_in = 0, bytes_out = 0;
   double handshake_ms = 0, connect_ms = 0, duration_ms = 0;

@@ -5,6 +5,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <cstring>
 #include <list>
 #include <utility>
 
@@ -123,6 +124,29 @@ bool add_pair(SSL_CTX* ctx, const PemPair& pair, std::string& err) {
 
 }  // namespace
 
+bool tls_group_known(const std::string& name) {
+  // OpenSSL 3.5 reads "?name" as "skip if unknown": only plain names are asked about.
+  if (name.empty() || name.find_first_of("?:*/-") == 0 || name.find_first_of(":/") != std::string::npos) return false;
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  bool known = ctx && SSL_CTX_set1_groups_list(ctx.get(), name.c_str()) == 1;
+  ERR_clear_error();
+  return known;
+}
+
+std::string negotiated_group(SSL* ssl) {
+  // SSL_get_negotiated_group and SSL_group_to_name are in OpenSSL 3.0 and 3.5 alike, so one
+  // build of the addon names hybrid groups (X25519MLKEM768) when the running library has them.
+  int id = SSL_get_negotiated_group(ssl);
+  const char* name = id ? SSL_group_to_name(ssl, id) : nullptr;
+  if (!name) return "";
+  // OpenSSL answers with its internal names; logs and metrics use the ones tls.groups is written in.
+  static const std::pair<const char*, const char*> kAliases[] = {
+      {"x25519", "X25519"}, {"x448", "X448"}, {"secp256r1", "P-256"}, {"secp384r1", "P-384"}, {"secp521r1", "P-521"}};
+  for (const auto& [internal, shown] : kAliases)
+    if (strcmp(name, internal) == 0) return shown;
+  return name;
+}
+
 SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) { err = take_ssl_error(); return nullptr; }
@@ -142,7 +166,10 @@ SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& p
     err = "tls.ciphersuites \"" + policy.ciphersuites + "\": " + take_ssl_error();
     return nullptr;
   }
-  SSL_CTX_set1_groups_list(c, "X25519:P-256:P-384");
+  if (SSL_CTX_set1_groups_list(c, policy.groups.c_str()) != 1) {
+    err = "tls.groups \"" + policy.groups + "\": " + take_ssl_error();
+    return nullptr;
+  }
   // Stateless tickets under process-wide keys, one per handshake; no server cache to walk.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(c, 1);

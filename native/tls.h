@@ -13,6 +13,7 @@ struct TlsPolicy {
   int min_version = TLS1_2_VERSION;
   std::string ciphers;       // TLS 1.2
   std::string ciphersuites;  // TLS 1.3
+  std::string groups;        // key exchange, an OpenSSL group list ("X25519MLKEM768:X25519:P-256")
 };
 
 struct PemPair {
@@ -23,6 +24,12 @@ struct PemPair {
 // A server context holding every pair (one per key type). Empty on failure, with <err> set;
 // <err> names what failed, never key material.
 SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err);
+
+// Does this OpenSSL offer the key-exchange group <name> ("X25519MLKEM768", "P-256")? Any thread.
+bool tls_group_known(const std::string& name);
+
+// The key-exchange group a finished handshake used ("X25519", "X25519MLKEM768"), or "".
+std::string negotiated_group(SSL* ssl);
 
 // Defined with the connection (conn.cc): servername and ALPN callbacks, which
 // find their Conn through the SSL's app data.

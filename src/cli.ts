@@ -6,6 +6,7 @@ import { exitCodes, MailfrontError } from './errors.js';
 import { createLogger } from './log.js';
 import { createProxy } from './native.js';
 import { prepare, Service, VERSION } from './service.js';
+import { runtimeSupport, tlsLibrary } from './tls-library.js';
 
 const USAGE = `mailfront ${VERSION}: a TLS front door for mail servers (SNI certificates for IMAPS, POP3S, ManageSieve, IMAP and POP3 STARTTLS)
 
@@ -32,6 +33,10 @@ async function check(configPath: string): Promise<number> {
   const proxy = createProxy(1, () => {});
   proxy.apply(gen.snapshot);
   const out: string[] = [`configuration ${configPath}: ok`];
+  const runtime = runtimeSupport(tlsLibrary());
+  out.push(`runtime: ${runtime.summary}${runtime.problems.length ? ' (out of support)' : ''}; key exchange groups ${gen.config.tls.groups}`);
+  for (const p of runtime.problems) console.error(`warning: ${p}`);
+  if (runtime.advice) console.error(`warning: ${runtime.advice}`);
   for (const l of gen.config.listeners) out.push(`listener ${l.name}: ${l.protocol} on ${l.listen.join(', ')} -> ${l.backend}`);
   for (const r of gen.config.routes) out.push(`route ${r.sni}: ${Object.entries(r.backends).map(([l, b]) => `${l} -> ${b}`).join(', ')}`);
   const names = new Set<string>();

@@ -94,6 +94,8 @@ export interface ConnectionLogFields {
   sni: string;
   tls_version: string;
   cipher: string;
+  /** Key-exchange group: X25519MLKEM768 is the hybrid post-quantum one. */
+  group: string;
   resumed: boolean;
   bytes_in: number;
   bytes_out: number;
@@ -122,6 +124,7 @@ export function connectionLogLine(record: ConnectionRecord): LogLine<ConnectionL
     sni: record.sni,
     tls_version: record.tlsVersion,
     cipher: record.cipher,
+    group: record.group,
     resumed: record.resumed,
     bytes_in: record.bytesIn,
     bytes_out: record.bytesOut,

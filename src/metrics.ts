@@ -98,6 +98,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const listeners = new LabelGuard();
   const pools = new LabelGuard();
   const reasons = new LabelGuard(32, /^[a-z0-9_]{1,40}$/);
+  // Group names come from the library (a handful); the guard keeps a bug from making them unbounded.
+  const groups = new LabelGuard(16, /^[A-Za-z0-9_-]{1,64}$/);
 
   // One stats() call per scrape: registry.metrics() calls every collect() in
   // one synchronous pass, so the first one pulls and the rest reuse it until
@@ -186,6 +188,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['listener', 'result', 'version'],
     registers: [registry],
   });
+  const handshakeGroups = new Counter({
+    name: 'mailfront_tls_handshake_groups_total',
+    help: 'Successful TLS handshakes of finished connections, by listener and key-exchange group (X25519MLKEM768: hybrid post-quantum).',
+    labelNames: ['listener', 'group'],
+    registers: [registry],
+  });
   const handshakeSeconds = new Histogram({
     name: 'mailfront_tls_handshake_duration_seconds',
     help: 'Duration of successful TLS handshakes, by listener.',
@@ -218,7 +226,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const ok = r.tlsVersion !== '';
       const version = ok ? (TLS_VERSIONS.has(r.tlsVersion) ? r.tlsVersion : 'other') : 'none';
       handshakeResults.inc({ listener, result: ok ? 'ok' : 'failed', version });
-      if (ok) handshakeSeconds.observe({ listener }, r.handshakeMs / 1000);
+      if (ok) {
+        handshakeSeconds.observe({ listener }, r.handshakeMs / 1000);
+        handshakeGroups.inc({ listener, group: groups.value(r.group || 'none') });
+      }
     }
     if (r.backend !== '') connectSeconds.observe({ pool: pools.value(r.pool || 'none') }, r.connectMs / 1000);
   }

@@ -74,6 +74,8 @@ export interface NativeSnapshot {
     ciphers: string;
     /** OpenSSL ciphersuites string for TLS 1.3. */
     ciphersuites: string;
+    /** Key-exchange groups, an OpenSSL group list ("X25519MLKEM768:X25519:P-256"); required. */
+    groups: string;
     /** Session-ticket keys, 80 bytes each (name 16, HMAC 32, AES 32); newest first. Empty: native makes and rotates its own. */
     ticketKeys: Buffer[];
   };
@@ -98,6 +100,8 @@ export interface ConnectionRecord {
   sni: string;
   tlsVersion: string;
   cipher: string;
+  /** Key-exchange group of the handshake ("X25519MLKEM768", "X25519"), or "" without one. */
+  group: string;
   resumed: boolean;
   /** Plaintext bytes client -> backend and backend -> client. */
   bytesIn: number;
@@ -172,6 +176,10 @@ export interface NativeProxy {
 interface AddonModule {
   Proxy: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeProxy;
   opensslVersion: string;
+  /** OpenSSL_version_num() of the running library (not of the headers the addon was built with). */
+  opensslVersionNumber: number;
+  /** Does the running OpenSSL offer this key-exchange group? */
+  tlsGroupKnown(name: string): boolean;
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
   /** Tests: the PROXY header reader on one buffer. */

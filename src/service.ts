@@ -13,6 +13,7 @@ import { buildSnapshot, nativeListeners } from './snapshot.js';
 import { startHealthChecks } from './health.js';
 import { createNotifier, listenFds, type Notifier } from './systemd.js';
 import { readTicketKeys, ticketKeyInfo } from './ticket-keys.js';
+import { runtimeSupport, tlsLibrary } from './tls-library.js';
 
 const require = createRequire(import.meta.url);
 export const VERSION: string = (require('../package.json') as { version: string }).version;
@@ -117,6 +118,8 @@ export class Service {
 
   async start(): Promise<void> {
     const log = child(this.log, 'service');
+    const runtime = runtimeSupport(tlsLibrary());
+    if (runtime.problems.length) log.warn({ runtime: runtime.summary, problems: runtime.problems }, `runtime out of support: ${runtime.advice}`);
     const gen = await prepare(this.#options.configPath, this.log);
     this.log.level = gen.config.log.level;
     const proxy = createProxy(gen.config.workers, (events) => {
@@ -155,7 +158,9 @@ export class Service {
     log.info(
       {
         version: VERSION,
+        node: process.version,
         openssl: loadAddon().opensslVersion,
+        groups: gen.config.tls.groups,
         workers: gen.config.workers,
         listeners: this.bound,
         metrics: this.#metricsServer?.address,

@@ -87,6 +87,7 @@ export function buildSnapshot(
       minVersion: config.tls.minVersion,
       ciphers: config.tls.ciphers,
       ciphersuites: config.tls.ciphersuites,
+      groups: config.tls.groups,
       ticketKeys: [...ticketKeys],
     },
     backends,

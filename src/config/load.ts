@@ -4,7 +4,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { MailfrontError } from '../errors.js';
-import { ConfigSchema, crossCheck, toConfig, type Config, type SchemaIssue } from './schema.js';
+import { defaultGroups, opensslShortVersion, tlsLibrary, type TlsLibrary } from '../tls-library.js';
+import { ConfigSchema, crossCheck, toConfig, type Config, type RawConfig, type SchemaIssue } from './schema.js';
 
 export interface ConfigIssue {
   file: string;
@@ -81,8 +82,20 @@ function locate(doc: Document, lc: LineCounter, p: readonly PropertyKey[], atKey
   return lc.linePos(offset);
 }
 
-/** Parse and validate a configuration text. `file` names it in messages and anchors relative paths. Throws ConfigError. */
-export function parseConfig(text: string, file: string): Config {
+/** tls.groups against the running library: a group it lacks would fail every handshake that needs it. */
+function checkGroups(raw: RawConfig, lib: TlsLibrary): SchemaIssue[] {
+  const missing = (raw.tls.groups ?? '').split(':').filter((g) => g !== '' && !lib.hasGroup(g));
+  if (!missing.length) return [];
+  const hybrid = missing.some((g) => /MLKEM/i.test(g)) ? ': ML-KEM groups need OpenSSL 3.5 or later (Node 22.20+, 24, 26)' : '';
+  const what = missing.map((g) => `"${g}"`).join(', ');
+  return [{ path: ['tls', 'groups'], message: `group ${what} is not offered by OpenSSL ${opensslShortVersion(lib)}, the library mailfront runs on${hybrid}` }];
+}
+
+/**
+ * Parse and validate a configuration text. `file` names it in messages and anchors relative paths.
+ * `lib`: the TLS library the data plane will run on (tls.groups is checked against it). Throws ConfigError.
+ */
+export function parseConfig(text: string, file: string, lib: TlsLibrary = tlsLibrary()): Config {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, prettyErrors: false, uniqueKeys: true });
   const issues: ConfigIssue[] = [];
@@ -122,6 +135,7 @@ export function parseConfig(text: string, file: string): Config {
     }
   }
   found.push(...crossCheck(raw));
+  if (result.success) found.push(...checkGroups(result.data, lib));
 
   if (found.length || !result.success) {
     const seen = new Set<string>();
@@ -137,11 +151,11 @@ export function parseConfig(text: string, file: string): Config {
     issues.sort((a, b) => a.line - b.line || a.col - b.col);
     throw new ConfigError(issues);
   }
-  return deepFreeze(toConfig(result.data, path.dirname(path.resolve(file))));
+  return deepFreeze(toConfig(result.data, path.dirname(path.resolve(file)), defaultGroups(lib)));
 }
 
 /** Read and parse a configuration file. Throws MailfrontError MF_CONFIG_READ or ConfigError (MF_CONFIG_INVALID). */
-export async function loadConfig(file: string): Promise<Config> {
+export async function loadConfig(file: string, lib?: TlsLibrary): Promise<Config> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -150,5 +164,5 @@ export async function loadConfig(file: string): Promise<Config> {
     const why = e.code === 'ENOENT' ? 'no such file' : e.code === 'EACCES' ? 'permission denied' : e.code === 'EISDIR' ? 'is a directory' : e.message;
     throw new MailfrontError('MF_CONFIG_READ', `${file}: cannot read the configuration: ${why}${e.code ? ` (${e.code})` : ''}`, { cause: err });
   }
-  return parseConfig(text, file);
+  return parseConfig(text, file, lib);
 }

@@ -70,6 +70,8 @@ export interface Config {
     ciphers: string;
     /** OpenSSL ciphersuites string for TLS 1.3. */
     ciphersuites: string;
+    /** Key-exchange groups (OpenSSL list): the file's, else the default for the running library (load.ts). */
+    groups: string;
     /** Absolute path of a session-ticket key file, if any. */
     ticketKeys?: string;
   };
@@ -360,6 +362,25 @@ const ciphersuites = z
     return v;
   });
 
+const GROUP_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** tls.groups: the syntax here; whether the running OpenSSL has each group is checked at load (load.ts). */
+const groups = z
+  .any()
+  .optional()
+  .transform((v: unknown, ctx): string | undefined => {
+    if (v === undefined) return undefined;
+    if (Array.isArray(v)) return fail(ctx, `write the groups as one OpenSSL list separated by ":", e.g. "${v.join(':')}"`);
+    if (typeof v !== 'string' || v.trim() === '') return fail(ctx, `expected an OpenSSL group list such as X25519MLKEM768:X25519:P-256, got ${describe(v)}`);
+    const names = v.split(':');
+    const bad = names.filter((n) => !GROUP_NAME.test(n));
+    if (bad.length) return fail(ctx, `${bad.map((b) => `"${b}"`).join(', ')} is not a group name: list names separated by ":" (OpenSSL's "?", "*" and "/" forms are not accepted)`);
+    const seen = new Set<string>();
+    const dup = names.find((n) => seen.size === seen.add(n.toLowerCase()).size);
+    if (dup) return fail(ctx, `group "${dup}" is listed twice`);
+    if (names.length > 16) return fail(ctx, `${names.length} groups: at most 16`);
+    return v;
+  });
+
 const workers = z
   .any()
   .optional()
@@ -542,7 +563,7 @@ export const ConfigSchema = obj({
     .pipe(z.record(z.string(), Backend)),
   routes: list(Route, { what: 'routes' }),
   tls: mapping(
-    obj({ min_version: minVersion, ciphers, ciphersuites, ticket_keys: filePath.optional() }),
+    obj({ min_version: minVersion, ciphers, ciphersuites, groups, ticket_keys: filePath.optional() }),
     'TLS settings',
   ),
   timeouts: mapping(
@@ -673,8 +694,11 @@ function unknownRef(kind: string, value: string, known: Set<string>): string {
 
 // ---------------------------------------------------------------- normalization
 
-/** The validated snake_case document -> Config. Relative paths resolve against `baseDir`. */
-export function toConfig(raw: RawConfig, baseDir: string): Config {
+/**
+ * The validated snake_case document -> Config. Relative paths resolve against `baseDir`;
+ * `defaultGroups` is tls.groups when the file names none (it depends on the running OpenSSL).
+ */
+export function toConfig(raw: RawConfig, baseDir: string, defaultGroups: string): Config {
   const abs = (p: string) => path.resolve(baseDir, p);
   const c = raw.certificates;
   const t = raw.tls;
@@ -712,6 +736,7 @@ export function toConfig(raw: RawConfig, baseDir: string): Config {
       // "modern" disables TLS 1.2; the intermediate list stays as a harmless, valid cipher string.
       ciphers: cipherProfile === 'custom' ? t.ciphers : INTERMEDIATE_CIPHERS,
       ciphersuites: t.ciphersuites,
+      groups: t.groups ?? defaultGroups,
       ...(t.ticket_keys !== undefined ? { ticketKeys: abs(t.ticket_keys) } : {}),
     },
     timeouts: { handshakeMs: tm.handshake, pretlsMs: tm.pretls, connectMs: tm.connect, idleMs: tm.idle, drainMs: tm.drain },

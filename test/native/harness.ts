@@ -9,6 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createProxy, loadAddon } from '../../src/native.js';
+import { defaultGroups, tlsLibrary } from '../../src/tls-library.js';
 import type { ConnectionRecord, NativeEvent, NativeProxy, NativeSnapshot, Protocol } from '../../src/native.js';
 import { issue, makeCA } from '../helpers/pki.js';
 import type { CA, Issued } from '../helpers/pki.js';
@@ -63,6 +64,8 @@ export interface SnapshotOptions {
   /** Replace the context for mail.a.example with pki.a2. */
   useA2?: boolean;
   ciphers?: string;
+  /** tls.groups; default: the running library's default (hybrid first on OpenSSL 3.5). */
+  groups?: string;
   badKey?: boolean;
   proxyProtocol?: 'off' | 'v1' | 'v2';
 }
@@ -86,6 +89,7 @@ export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
       minVersion: 'TLSv1.2',
       ciphers: o.ciphers ?? 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
       ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
+      groups: o.groups ?? defaultGroups(tlsLibrary()),
       ticketKeys: [],
     },
     backends: [{ name: 'pool', servers: o.servers, proxyProtocol: o.proxyProtocol ?? 'off', balance: 'first' }],

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { MailfrontError } from '../../src/errors.js';
 import { ConfigError, loadConfig, parseConfig } from '../../src/config/load.js';
 import { configWarnings, INTERMEDIATE_CIPHERS, parseDuration, suggestKey } from '../../src/config/schema.js';
+import { opensslShortVersion, runtimeSupport, tlsLibrary, type TlsLibrary } from '../../src/tls-library.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -28,10 +29,20 @@ backends:
     servers: ["127.0.0.1:1143"]
 `;
 
+/** What the data plane's OpenSSL offers, without the addon: Node 20's 3.0 and Node 24's 3.5. */
+const CLASSICAL = ['X25519', 'X448', 'P-256', 'P-384', 'P-521', 'prime256v1', 'secp384r1'];
+const fakeLibrary = (version: string, versionNumber: number, groups: string[]): TlsLibrary => ({
+  version,
+  versionNumber,
+  hasGroup: (n) => groups.some((g) => g.toLowerCase() === n.toLowerCase()),
+});
+const OPENSSL_30 = fakeLibrary('OpenSSL 3.0.19 27 Jan 2026', 0x30000130, CLASSICAL);
+const OPENSSL_35 = fakeLibrary('OpenSSL 3.5.9 29 Sep 2026', 0x30500090, [...CLASSICAL, 'X25519MLKEM768', 'SecP256r1MLKEM768', 'MLKEM768']);
+
 /** The error lines of a text that must fail. */
-function errorsOf(text: string, file = 'test.yaml'): string[] {
+function errorsOf(text: string, file = 'test.yaml', lib?: TlsLibrary): string[] {
   try {
-    parseConfig(text, file);
+    parseConfig(text, file, lib);
   } catch (err) {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).code).toBe('MF_CONFIG_INVALID');
@@ -43,19 +54,13 @@ function errorsOf(text: string, file = 'test.yaml'): string[] {
 }
 
 describe('parseConfig: valid documents', () => {
-  it('reads the DESIGN.md example once the two backends its route names are defined', () => {
-    // The contract's example routes to other-imap / other-sieve without defining them:
-    // as written, it is refused with exactly those two references.
-    const verbatim = errorsOf(designYaml(), 'design.yaml');
-    expect(verbatim).toHaveLength(2);
-    expect(verbatim[0]).toMatch(/^design\.yaml:\d+:\d+: routes\[0\]\.backends\.imaps: no backend named "other-imap"/);
-    expect(verbatim[1]).toMatch(/^design\.yaml:\d+:\d+: routes\[0\]\.backends\.sieve: no backend named "other-sieve"/);
+  it('reads the DESIGN.md example; its tls.groups needs an OpenSSL with ML-KEM', () => {
+    // The contract names the hybrid group explicitly: on OpenSSL 3.0 that one line is refused.
+    const verbatim = errorsOf(designYaml(), 'design.yaml', OPENSSL_30);
+    expect(verbatim).toHaveLength(1);
+    expect(verbatim[0]).toMatch(/^design\.yaml:\d+:\d+: tls\.groups: group "X25519MLKEM768" is not offered by OpenSSL 3\.0\.19/);
 
-    const fixed = designYaml().replace(
-      /^routes:/m,
-      '  other-imap: {servers: ["10.0.0.2:143"]}\n  other-sieve: {servers: ["10.0.0.2:4190"]}\nroutes:',
-    );
-    const c = parseConfig(fixed, '/etc/mailfront/mailfront.yaml');
+    const c = parseConfig(designYaml(), '/etc/mailfront/mailfront.yaml', OPENSSL_35);
     expect(c.certificates).toEqual({
       letsencrypt: ['/etc/letsencrypt'],
       pemDirs: ['/etc/letsencrypt/pems'],
@@ -76,6 +81,7 @@ describe('parseConfig: valid documents', () => {
       cipherProfile: 'intermediate',
       ciphers: INTERMEDIATE_CIPHERS,
       ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
+      groups: 'X25519MLKEM768:X25519:P-256',
     });
     expect(c.timeouts).toEqual({ handshakeMs: 10_000, pretlsMs: 60_000, connectMs: 5_000, idleMs: 31 * 60_000, drainMs: 30_000 });
     expect(c.limits).toEqual({ connections: 100_000, perClient: 200, lineBytes: 8192 });
@@ -357,5 +363,66 @@ describe('accept_proxy and trusted_proxies', () => {
     const c = parseConfig(withListener('    accept_proxy: true\n    trusted_proxies: [10.0.0.0/8]\n'), 'p.yaml');
     const s = buildSnapshot(c, { contexts: [], exact: {}, wildcard: {}, defaultContext: 0 }, undefined);
     expect(s.listeners[0]).toMatchObject({ acceptProxy: true, trustedProxies: ['10.0.0.0/8'] });
+  });
+});
+
+describe('tls.groups', () => {
+  const withGroups = (g: string) => MINIMAL + `tls:\n  groups: ${g}\n`;
+
+  it('defaults to the hybrid group first where the library has ML-KEM, classical groups elsewhere', () => {
+    expect(parseConfig(MINIMAL, 'm.yaml', OPENSSL_35).tls.groups).toBe('X25519MLKEM768:X25519:P-256');
+    expect(parseConfig(MINIMAL, 'm.yaml', OPENSSL_30).tls.groups).toBe('X25519:P-256');
+  });
+
+  it('takes a list the library has, as written', () => {
+    expect(parseConfig(withGroups('X25519:P-384'), 'm.yaml', OPENSSL_30).tls.groups).toBe('X25519:P-384');
+    expect(parseConfig(withGroups('X25519MLKEM768'), 'm.yaml', OPENSSL_35).tls.groups).toBe('X25519MLKEM768');
+  });
+
+  it('refuses a group the library lacks, naming the group, the OpenSSL version and the line', () => {
+    const [line, ...rest] = errorsOf(withGroups('X25519MLKEM768:X25519'), 'm.yaml', OPENSSL_30);
+    expect(rest).toEqual([]);
+    expect(line).toBe(
+      'm.yaml:12:11: tls.groups: group "X25519MLKEM768" is not offered by OpenSSL 3.0.19, the library mailfront runs on: ML-KEM groups need OpenSSL 3.5 or later (Node 22.20+, 24, 26)',
+    );
+    expect(errorsOf(withGroups('X25519:brainpoolP999'), 'm.yaml', OPENSSL_35)[0]).toMatch(/group "brainpoolP999" is not offered by OpenSSL 3\.5\.9/);
+  });
+
+  it('refuses what is not a plain list of names', () => {
+    expect(errorsOf(withGroups('"X25519::P-256"'), 'm.yaml', OPENSSL_35)[0]).toMatch(/"" is not a group name/);
+    expect(errorsOf(withGroups('"?X25519MLKEM768:X25519"'), 'm.yaml', OPENSSL_35)[0]).toMatch(/"\?X25519MLKEM768" is not a group name/);
+    expect(errorsOf(withGroups('[X25519, P-256]'), 'm.yaml', OPENSSL_35)[0]).toMatch(/one OpenSSL list separated by ":", e\.g\. "X25519:P-256"/);
+    expect(errorsOf(withGroups('X25519:x25519'), 'm.yaml', OPENSSL_35)[0]).toMatch(/group "x25519" is listed twice/);
+    expect(errorsOf(withGroups('""'), 'm.yaml', OPENSSL_35)[0]).toMatch(/expected an OpenSSL group list/);
+  });
+
+  it('is checked against the OpenSSL this process runs on by default', () => {
+    const lib = tlsLibrary();
+    const hybrid = lib.hasGroup('X25519MLKEM768');
+    expect(hybrid).toBe(lib.versionNumber >= 0x30500000);
+    expect(parseConfig(MINIMAL, 'm.yaml').tls.groups).toBe(hybrid ? 'X25519MLKEM768:X25519:P-256' : 'X25519:P-256');
+    if (!hybrid) expect(errorsOf(withGroups('X25519MLKEM768'))[0]).toMatch(/is not offered by OpenSSL 3\.[0-4]\./);
+    else expect(parseConfig(withGroups('X25519MLKEM768'), 'm.yaml').tls.groups).toBe('X25519MLKEM768');
+  });
+});
+
+describe('runtimeSupport', () => {
+  const at = new Date('2026-11-30T00:00:00Z');
+  it('flags Node 20 and OpenSSL 3.0 after their end of life, with the versions', () => {
+    const r = runtimeSupport(OPENSSL_30, 'v20.20.2', at);
+    expect(r.summary).toBe('Node v20.20.2 with OpenSSL 3.0.19');
+    expect(r.problems).toEqual([
+      'OpenSSL 3.0.19 is out of support (OpenSSL 3.0 ended on 2026-09-07): every TLS connection runs on a library that gets no more security fixes',
+      'Node v20.20.2 is out of support (Node 20 ended on 2026-04-30)',
+    ]);
+    expect(r.advice).toMatch(/run mailfront on Node 24/);
+  });
+  it('says nothing about Node 24 with OpenSSL 3.5, nor before an end of life', () => {
+    expect(runtimeSupport(OPENSSL_35, 'v24.22.3', at)).toEqual({ summary: 'Node v24.22.3 with OpenSSL 3.5.9', problems: [] });
+    expect(runtimeSupport(OPENSSL_30, 'v20.20.2', new Date('2026-04-01')).problems).toEqual([]);
+    expect(runtimeSupport(OPENSSL_35, 'v22.23.5', at).problems).toEqual([]);
+  });
+  it('reads the version from the number when the text has none', () => {
+    expect(opensslShortVersion({ version: 'custom build', versionNumber: 0x30000130, hasGroup: () => false })).toBe('3.0.19');
   });
 });

@@ -33,6 +33,7 @@ function record(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
     sni: 'mail.example.org',
     tlsVersion: 'TLSv1.3',
     cipher: 'TLS_AES_256_GCM_SHA384',
+    group: 'X25519',
     resumed: false,
     bytesIn: 100,
     bytesOut: 200,
@@ -160,6 +161,23 @@ describe('connection records', () => {
     expect(s.get('mailfront_tls_handshake_results_total{listener="imaps",result="ok",version="TLSv1.2"}')).toBe(1);
     expect(s.get('mailfront_tls_handshake_results_total{listener="imaps",result="failed",version="none"}')).toBe(1);
     expect([...s.keys()].some((k) => k.startsWith('mailfront_tls_handshake_results_total{listener="sieve"'))).toBe(false);
+  });
+
+  it('counts successful handshakes by key-exchange group, with a bounded label', async () => {
+    const m = make();
+    m.observeConnection(record({ group: 'X25519MLKEM768' }));
+    m.observeConnection(record({ group: 'X25519MLKEM768', listener: 'sieve', protocol: 'managesieve' }));
+    m.observeConnection(record({ group: 'X25519' }));
+    m.observeConnection(record({ group: 'X25519MLKEM768' }));
+    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', group: '', backend: '', pool: '' }));
+    m.observeConnection(record({ group: 'bad group\nname' }));
+    const s = await scrape(m);
+    expect(s.get('mailfront_tls_handshake_groups_total{listener="imaps",group="X25519MLKEM768"}')).toBe(2);
+    expect(s.get('mailfront_tls_handshake_groups_total{listener="sieve",group="X25519MLKEM768"}')).toBe(1);
+    expect(s.get('mailfront_tls_handshake_groups_total{listener="imaps",group="X25519"}')).toBe(1);
+    expect(s.get('mailfront_tls_handshake_groups_total{listener="imaps",group="other"}')).toBe(1);
+    const total = [...s.entries()].filter(([k]) => k.startsWith('mailfront_tls_handshake_groups_total')).reduce((a, [, v]) => a + v, 0);
+    expect(total).toBe(5); // the failed handshake has no group
   });
 
   it('fills the histograms in seconds', async () => {

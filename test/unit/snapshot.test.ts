@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../src/config/load.js';
 import { INTERMEDIATE_CIPHERS } from '../../src/config/schema.js';
 import { buildSnapshot, nativeListeners, type CertSnapshot } from '../../src/snapshot.js';
+import { defaultGroups, tlsLibrary } from '../../src/tls-library.js';
 
 const YAML = `certificates:
   letsencrypt: [/etc/letsencrypt]
@@ -103,7 +104,7 @@ describe('buildSnapshot', () => {
     expect(snap.wildcard).toEqual({ 'example.org': 0 });
     expect(snap.defaultContext).toBe(0);
     expect(snap.unknownSni).toBe('reject');
-    expect(snap.tls).toEqual({ minVersion: 'TLSv1.3', ciphers: INTERMEDIATE_CIPHERS, ciphersuites: 'TLS_AES_256_GCM_SHA384', ticketKeys: [] });
+    expect(snap.tls).toEqual({ minVersion: 'TLSv1.3', ciphers: INTERMEDIATE_CIPHERS, ciphersuites: 'TLS_AES_256_GCM_SHA384', groups: defaultGroups(tlsLibrary()), ticketKeys: [] });
     expect(snap.timeouts).toEqual({ handshakeMs: 7000, pretlsMs: 30_000, connectMs: 2000, idleMs: 45 * 60_000 });
     expect(snap.limits).toEqual({ connections: 5000, perClient: 50, lineBytes: 4096 });
     const key = Buffer.alloc(80, 1);
