@@ -16,14 +16,20 @@
 //   --reuse-tickets   resumed: keep using a name's newest ticket until a newer one arrives (default: each
 //                     ticket once, as RFC 8446 C.4 asks of clients)
 //   --ciphersuites S  TLS 1.3 suites the client offers (default: OpenSSL's client default)
+//   --groups LIST     key-exchange groups the client offers, OpenSSL list syntax (default "X25519");
+//                     e.g. X25519MLKEM768, which needs OpenSSL 3.5: Debian's libssl 3.0 has no ML-KEM,
+//                     so run the build against Node 24's OpenSSL (work/bin/loadgen-node24.node, see
+//                     bench/loadgen-node.mjs)
+//   --expect-group G  the group every handshake must negotiate (default: any group of --groups)
 //   --conn-timeout S  per-connection bound for connect+handshake+greeting (default 10)
 //   --times           also print "done_t" and "fail_t": CLOCK_MONOTONIC seconds of every completed and
 //                     failed connection (the gap between completions shows a pause in accepting)
 //
-// Every connection: TCP connect, TLS 1.3 handshake (X25519 only), certificate check, read the
-// backend's greeting line through the proxy. full/resumed: close_notify and close. bulk: write
+// Every connection: TCP connect, TLS 1.3 handshake (X25519 only unless --groups), certificate
+// check, negotiated-group check, read the backend's greeting line through the proxy. full/resumed: close_notify and close. bulk: write
 // 16 KiB records until the time bound. rtt: `aNNN NOOP\r\n` echoed, latency per round trip.
-// A presented certificate that does not match the SNI is a failure, never a figure.
+// A presented certificate that does not match the SNI, or a key exchange on a group other than the
+// requested one, is a failure, never a figure.
 // Prints one JSON object on stdout at the end.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -38,6 +44,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -46,8 +53,8 @@
 
 enum mode { M_FULL, M_RESUMED, M_BULK, M_RTT, M_IDLE };
 enum state { S_FREE, S_CONNECT, S_HS, S_GREET, S_BULK, S_RTT, S_IDLE };
-enum fail { F_CONNECT, F_HANDSHAKE, F_VERIFY, F_GREETING, F_TIMEOUT, F_DROPPED, F_IO, F_N };
-static const char* fail_names[F_N] = {"connect", "handshake", "verify", "greeting", "timeout", "dropped", "io"};
+enum fail { F_CONNECT, F_HANDSHAKE, F_VERIFY, F_GROUP, F_GREETING, F_TIMEOUT, F_DROPPED, F_IO, F_N };
+static const char* fail_names[F_N] = {"connect", "handshake", "verify", "group", "greeting", "timeout", "dropped", "io"};
 
 typedef struct conn {
   int fd;
@@ -70,8 +77,11 @@ static struct {
   const char* sni_fmt;
   const char* ca;
   const char* ciphersuites;
+  const char* groups;
+  const char* expect_group;
 } opt = {.port = 0, .mode = M_FULL, .conc = 32, .names = 100, .count = 1000000, .seconds = 10,
-         .rate = 0, .hold = 30, .conn_timeout = 10, .sni_fmt = "mail.d%02d.bench.test"};
+         .rate = 0, .hold = 30, .conn_timeout = 10, .sni_fmt = "mail.d%02d.bench.test",
+         .groups = "X25519"};
 
 static SSL_CTX* ctx;
 static int ep;
@@ -82,6 +92,11 @@ static SSL_SESSION** sessions;  // latest ticket per name, taken (owned) by the 
 static unsigned char** session_der;  // --reuse-tickets: the newest ticket per name, serialized
 static int* session_der_len;
 static struct sockaddr_in target;
+// Groups a handshake may negotiate: the names of --expect-group, or else of --groups, compared
+// with SSL_group_to_name() of the negotiated group (case-insensitive; P-256/384/521 = secpNNNr1).
+#define MAX_GROUPS 32
+static char allowed[MAX_GROUPS][64];
+static int nallowed, allow_any;
 
 // Per-phase statistics.
 static struct {
@@ -94,6 +109,8 @@ static struct {
   char first_err[F_N][200];
   char version[32], cipher[64], group[32];
   unsigned mismatch_examples;
+  int gid[8];      // negotiated groups seen, and how many handshakes each
+  long gcount[8];
 } st;
 
 static double now_s(void) {
@@ -213,6 +230,46 @@ static int want(conn* c, int r) {
   return 1;
 }
 
+static const char* group_name(SSL* ssl, int g) {
+  const char* n = g ? SSL_group_to_name(ssl, g) : NULL;
+  return n ? n : g ? "unknown" : "none";
+}
+
+static int group_allowed(SSL* ssl, int g) {
+  const char* n = g ? SSL_group_to_name(ssl, g) : NULL;
+  if (!n) return 0;
+  if (allow_any) return 1;
+  for (int i = 0; i < nallowed; i++)
+    if (!strcasecmp(allowed[i], n)) return 1;
+  return 0;
+}
+
+// "X25519MLKEM768:X25519", also OpenSSL 3.5's "*X25519MLKEM768/X25519:?P-256" syntax: the names,
+// without '*'/'?' prefixes; '-' entries skipped; DEFAULT allows any group (the library still
+// refuses a group it did not offer).
+static int parse_groups(const char* list) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", list);
+  nallowed = 0;
+  for (char *save, *t = strtok_r(buf, ":/", &save); t; t = strtok_r(NULL, ":/", &save)) {
+    while (*t == '*' || *t == '?') t++;
+    if (!*t || *t == '-') continue;
+    if (!strcasecmp(t, "DEFAULT")) { allow_any = 1; continue; }
+    if (nallowed == MAX_GROUPS) return -1;
+    const char* n = !strcasecmp(t, "P-256") ? "secp256r1" : !strcasecmp(t, "P-384") ? "secp384r1"
+                  : !strcasecmp(t, "P-521") ? "secp521r1" : t;
+    snprintf(allowed[nallowed++], sizeof allowed[0], "%s", n);
+  }
+  return nallowed || allow_any ? 0 : -1;
+}
+
+static void count_group(int g) {
+  for (int i = 0; i < 8; i++) {
+    if (st.gid[i] == g) { st.gcount[i]++; return; }
+    if (!st.gid[i]) { st.gid[i] = g; st.gcount[i] = 1; return; }
+  }
+}
+
 static double bulk_deadline;
 static char bulk_buf[16384];
 
@@ -258,11 +315,20 @@ static void drive(conn* c, int mode) {
           release(c, 0);
           return;
         }
+        int g = SSL_get_negotiated_group(c->ssl);
+        if (!group_allowed(c->ssl, g)) {
+          char why[200];
+          snprintf(why, sizeof why, "negotiated group %s, not %s", group_name(c->ssl, g),
+                   opt.expect_group ? opt.expect_group : opt.groups);
+          failure(c, F_GROUP, why);
+          release(c, 0);
+          return;
+        }
+        count_group(g);
         if (!st.version[0]) {
           snprintf(st.version, sizeof st.version, "%s", SSL_get_version(c->ssl));
           snprintf(st.cipher, sizeof st.cipher, "%s", SSL_get_cipher_name(c->ssl));
-          int g = SSL_get_negotiated_group(c->ssl);
-          snprintf(st.group, sizeof st.group, "%s", g ? OBJ_nid2sn(g) : "?");
+          snprintf(st.group, sizeof st.group, "%s", group_name(c->ssl, g));
         }
         if (SSL_session_reused(c->ssl)) st.resumed++;
         c->st = S_GREET;
@@ -412,6 +478,8 @@ static void reset_stats(void) {
   st.idle_ready = idle;
 }
 
+static SSL* gssl;  // an SSL of ctx, for SSL_group_to_name
+
 static void print_json(const char* event, double elapsed) {
   long fails = 0;
   for (int f = 0; f < F_N; f++) fails += st.fails[f];
@@ -444,6 +512,9 @@ static void print_json(const char* event, double elapsed) {
     for (long i = 0; i < st.nfail; i++) printf("%s%.4f", i ? "," : "", st.fail_t[i]);
     printf("],");
   }
+  printf("\"groups_offered\":\"%s\",\"groups_negotiated\":{", opt.groups);
+  for (int i = 0; i < 8 && st.gid[i]; i++) printf("%s\"%s\":%ld", i ? "," : "", group_name(gssl, st.gid[i]), st.gcount[i]);
+  printf("},\"openssl\":\"%s\",", OpenSSL_version(OPENSSL_VERSION));
   printf("\"version\":\"%s\",\"cipher\":\"%s\",\"group\":\"%s\",\"verify_chain\":%s}\n", st.version, st.cipher, st.group,
          opt.verify_chain ? "true" : "false");
   fflush(stdout);
@@ -451,7 +522,8 @@ static void print_json(const char* event, double elapsed) {
 
 static void usage(void) {
   fprintf(stderr, "usage: loadgen --port P --mode full|resumed|bulk|rtt|idle [-c N] [-n N] [-t S] [--rate R] [--names N]\n"
-                  "       [--sni-fmt FMT] [--ca FILE] [--sync] [--hold S] [--reuse-tickets] [--ciphersuites S] [--conn-timeout S] [--times]\n");
+                  "       [--sni-fmt FMT] [--ca FILE] [--sync] [--hold S] [--reuse-tickets] [--ciphersuites S] [--conn-timeout S] [--times]\n"
+                  "       [--groups LIST] [--expect-group G]\n");
   exit(64);
 }
 
@@ -477,6 +549,8 @@ int main(int argc, char** argv) {
     else if (ARG("--ca")) { opt.ca = v; opt.verify_chain = 1; }
     else if (ARG("--hold")) opt.hold = atof(v);
     else if (ARG("--ciphersuites")) opt.ciphersuites = v;
+    else if (ARG("--groups")) opt.groups = v;
+    else if (ARG("--expect-group")) opt.expect_group = v;
     else if (ARG("--conn-timeout")) opt.conn_timeout = atof(v);
     else if (!strcmp(a, "--sync")) opt.sync = 1;
     else if (!strcmp(a, "--reuse-tickets")) opt.reuse_tickets = 1;
@@ -506,7 +580,16 @@ int main(int argc, char** argv) {
   ctx = SSL_CTX_new(TLS_client_method());
   SSL_CTX_set_min_proto_version(ctx, TLS1_3_VERSION);
   SSL_CTX_set_max_proto_version(ctx, TLS1_3_VERSION);
-  if (SSL_CTX_set1_groups_list(ctx, "X25519") != 1) { fprintf(stderr, "loadgen: no X25519\n"); return 1; }
+  if (SSL_CTX_set1_groups_list(ctx, opt.groups) != 1) {
+    fprintf(stderr, "loadgen: %s: unknown group(s) in --groups %s\n", OpenSSL_version(OPENSSL_VERSION), opt.groups);
+    return 1;
+  }
+  gssl = SSL_new(ctx);
+  if (opt.expect_group && (strpbrk(opt.expect_group, ":/*?") || opt.expect_group[0] == '-' || parse_groups(opt.expect_group) != 0 || allow_any)) {
+    fprintf(stderr, "loadgen: --expect-group %s: one group name\n", opt.expect_group);
+    return 1;
+  }
+  if (!opt.expect_group && parse_groups(opt.groups) != 0) { fprintf(stderr, "loadgen: --groups %s: no group names\n", opt.groups); return 1; }
   if (opt.ciphersuites && SSL_CTX_set_ciphersuites(ctx, opt.ciphersuites) != 1) { fprintf(stderr, "loadgen: bad ciphersuites\n"); return 1; }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);  // results are checked after the handshake and counted
   if (opt.ca && SSL_CTX_load_verify_locations(ctx, opt.ca, NULL) != 1) { fprintf(stderr, "loadgen: cannot load %s\n", opt.ca); return 1; }
