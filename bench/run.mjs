@@ -5,6 +5,9 @@
 //
 //   node bench/run.mjs [--quick] [--peers mailfront,haproxy,...] [--scenarios full,resumed,...] [--reps N]
 //   node bench/run.mjs --scenarios store   (10,000 certificates: load time, memory, start, reload under load; bench/cert-store.mjs)
+//   node bench/run.mjs --quick --peers mailfront,mailfront@24,haproxy --scenarios full,resumed,bulk,full-hybrid
+//     (mailfront@24: mailfront run by Node 24's binary from scripts/node-runtime.sh 24, OpenSSL 3.5;
+//      full-hybrid: its full handshakes with a client offering only X25519MLKEM768, beside X25519)
 //   BENCH_QUICK=1 npm run bench      (~1 minute smoke run)
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,8 +34,10 @@ const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }
 const { values: args } = parseArgs({
   options: {
     quick: { type: 'boolean', default: process.env.BENCH_QUICK === '1' },
-    peers: { type: 'string', default: process.env.BENCH_PEERS ?? 'mailfront,haproxy,stunnel,nginx,node' },
-    scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? 'full,resumed,reuse,bulk,rtt,idle,reload,fleet,store' },
+    peers: { type: 'string', default: process.env.BENCH_PEERS }, // default: see PEERS below
+    scenarios: { type: 'string', default: process.env.BENCH_SCENARIOS ?? 'full,resumed,reuse,bulk,rtt,full-hybrid,idle,reload,fleet,store' },
+    // tls.groups in mailfront@24's config, e.g. X25519MLKEM768:X25519:P-256; unset (the default): mailfront's own default.
+    'mailfront24-groups': { type: 'string', default: process.env.BENCH_MAILFRONT24_GROUPS },
     reps: { type: 'string', default: process.env.BENCH_REPS },
     idle: { type: 'string', default: process.env.BENCH_IDLE },
     out: { type: 'string', default: process.env.BENCH_OUT },
@@ -53,19 +58,42 @@ const P = {
   reloadRate: 200,
   reloads: QUICK ? 5 : 10,
 };
-const PEERS = args.peers.split(',');
+const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
+
+// A second runtime for mailfront: Node 24 (OpenSSL 3.5, X25519MLKEM768), pinned and unpacked under .runtimes/
+// by scripts/node-runtime.sh (from the npm registry, once). Its folder, or null when it cannot be had.
+let node24Dir;
+function node24() {
+  if (node24Dir !== undefined) return node24Dir;
+  try {
+    node24Dir = execFileSync('bash', [path.join(ROOT, 'scripts', 'node-runtime.sh'), '24'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').pop();
+    if (!fs.existsSync(path.join(node24Dir, 'bin', 'node'))) throw new Error(`no bin/node in ${node24Dir}`);
+  } catch (e) {
+    log(`no Node 24 runtime (scripts/node-runtime.sh 24: ${e.message.split('\n')[0]}): mailfront@24 and full-hybrid left out`);
+    node24Dir = null;
+  }
+  return node24Dir;
+}
+const node24Bin = () => path.join(node24(), 'bin', 'node');
+let node24Ver;
+/** { node, openssl } of the Node 24 runtime. */
+const node24Versions = () => (node24Ver ??= JSON.parse(execFileSync(node24Bin(), ['-p', 'JSON.stringify({ node: process.version, openssl: process.versions.openssl })'], { encoding: 'utf8' })));
+const PEERS = (args.peers ?? ['mailfront', ...(node24() ? ['mailfront@24'] : []), 'haproxy', 'stunnel', 'nginx', 'node'].join(',')).split(',');
 const SCEN = new Set(args.scenarios.split(','));
-const CPU_SCENARIOS = ['full', 'resumed', 'reuse', 'bulk', 'rtt'].filter((s) => SCEN.has(s));
+const CPU_SCENARIOS = ['full', 'resumed', 'reuse', 'bulk', 'rtt', 'full-hybrid'].filter((s) => SCEN.has(s));
+const isMailfront = (name) => name === 'mailfront' || name.startsWith('mailfront@');
+// The hybrid post-quantum group the full-hybrid scenario offers (alone), and its classical counterpart.
+const HYBRID = 'X25519MLKEM768';
+const CLASSICAL = 'X25519';
 
 // Ports: backend echo / discard; each peer listens on base (echo) and base+1 (discard).
 const BACKEND_ECHO = 24001;
 const BACKEND_SINK = 24002;
-const PORTS = { mailfront: 24101, haproxy: 24201, stunnel: 24301, nginx: 24401, node: 24501 };
+const PORTS = { mailfront: 24101, 'mailfront@24': 24111, haproxy: 24201, stunnel: 24301, nginx: 24401, node: 24501 };
 // Fleet: mailfront instances A and B (each on base and base+1) behind a plain TCP balancer.
 const FLEET_PORTS = { a: 24601, b: 24611, lb: 24701 };
 const FLEET_NAMES = 99; // odd: with round-robin over 2 instances, consecutive uses of a name alternate instances
 
-const log = (...a) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}]`, ...a);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 for (const d of [WORK, CONF, LOGS]) fs.mkdirSync(d, { recursive: true });
 
@@ -133,9 +161,14 @@ async function quiesce(pid) {
   return last;
 }
 
-/** Runs the load generator on CPU 1. onReady runs at its {"event":"ready"} line (then it gets "go"). */
-function loadgen(argv, onReady) {
-  const child = start('loadgen', 1, path.join(BIN, 'loadgen'), [...argv, '--sync'], { pipeStdout: true });
+/**
+ * Runs the load generator on CPU 1. onReady runs at its {"event":"ready"} line (then it gets "go").
+ * client 'node24': the same loadgen.c built as a Node-API addon and run by Node 24's node, on the OpenSSL 3.5
+ * inside it (bench/loadgen-node.mjs); needed for --groups X25519MLKEM768 (Debian's libssl 3.0 has no ML-KEM).
+ */
+function loadgen(argv, onReady, { client = 'debian' } = {}) {
+  const [cmd, pre] = client === 'node24' ? [node24Bin(), [path.join(BENCH, 'loadgen-node.mjs')]] : [path.join(BIN, 'loadgen'), []];
+  const child = start('loadgen', 1, cmd, [...pre, ...argv, '--sync'], { pipeStdout: true });
   return new Promise((resolve, reject) => {
     let buf = '';
     const events = [];
@@ -190,11 +223,17 @@ async function ensurePki() {
 const pems = () => path.join(PKI, 'pems');
 const pemOf = (i) => path.join(pems(), `${nameOf(i)}.pem`);
 
-const peers = {
-  mailfront: {
-    label: 'mailfront (workers: 1)',
-    // instance: a second name for the fleet scenario (own config and log file); ticketKeys: tls.ticket_keys FILE.
-    start(port, { logLevel = 'warn', instance = 'mailfront', ticketKeys } = {}) {
+/**
+ * mailfront run by `nodeBin` (the same dist/ and build/Release addon for every runtime).
+ * instance: a second name for the fleet scenario (own config and log file); ticketKeys: tls.ticket_keys FILE.
+ * groups: tls.groups, written only when given (mailfront@24: --mailfront24-groups); by default mailfront's own
+ * default applies (on OpenSSL 3.5 it puts X25519MLKEM768 first).
+ */
+function mailfrontPeer(label, nodeBin, defaultInstance, extra = {}) {
+  return {
+    get label() { return typeof label === 'function' ? label() : label; },
+    ...extra,
+    start(port, { logLevel = 'warn', instance = defaultInstance, ticketKeys } = {}) {
       const cfg = path.join(CONF, `${instance}.yaml`);
       fs.writeFileSync(cfg, [
         'certificates:',
@@ -208,15 +247,23 @@ const peers = {
         `  sink: {servers: ["127.0.0.1:${BACKEND_SINK}"]}`,
         'limits: {connections: 200000, per_client: 200000}',
         'timeouts: {drain: 1s}',
-        ...(ticketKeys ? ['tls:', `  ticket_keys: ${ticketKeys}`] : []),
+        ...(ticketKeys || this.groups ? ['tls:'] : []),
+        ...(ticketKeys ? [`  ticket_keys: ${ticketKeys}`] : []),
+        ...(this.groups ? [`  groups: "${this.groups}"`] : []),
         'workers: 1',
         'metrics: false',
         `log: {level: ${logLevel}}`,
         '',
       ].join('\n'));
-      return start(instance, 0, process.execPath, [path.join(ROOT, 'dist', 'cli.js'), 'run', '--config', cfg]);
+      return start(instance, 0, nodeBin(), [path.join(ROOT, 'dist', 'cli.js'), 'run', '--config', cfg]);
     },
-  },
+  };
+}
+
+const peers = {
+  mailfront: mailfrontPeer(`mailfront (workers: 1; Node ${process.version}, OpenSSL ${process.versions.openssl})`, () => process.execPath, 'mailfront'),
+  // hybrid: the server's OpenSSL has X25519MLKEM768 (3.5), so the full-hybrid scenario applies.
+  'mailfront@24': mailfrontPeer(() => `mailfront@24 (workers: 1; Node ${node24Versions().node}, OpenSSL ${node24Versions().openssl})`, node24Bin, 'mailfront-node24', { hybrid: true, groups: args['mailfront24-groups'] }),
   haproxy: {
     label: 'HAProxy (mode tcp, crt dir, nbthread 1)',
     start(port) {
@@ -289,7 +336,7 @@ const builds = new Set();
 
 async function startPeer(name, opts) {
   const port = opts?.port ?? PORTS[name];
-  if (name === 'mailfront') builds.add(fs.statSync(ADDON).mtimeMs + '|' + buildId());
+  if (isMailfront(name)) builds.add(fs.statSync(ADDON).mtimeMs + '|' + buildId());
   const child = peers[name].start(port, opts);
   const exited = new Promise((_, rej) => child.once('exit', (c) => rej(new Error(`${name} exited (${c}) at start: see ${LOGS}`))));
   await Promise.race([Promise.all([waitPort(port), waitPort(port + 1)]), exited]);
@@ -301,12 +348,12 @@ async function startPeer(name, opts) {
 
 // ---------------------------------------------------------------- scenarios
 
-async function cpuRun(peer, argv, onReady) {
+async function cpuRun(peer, argv, onReady, lgOpts) {
   let c0 = 0;
   const res = await loadgen(argv, async (ev) => {
     c0 = await quiesce(peer.pid);
     if (onReady) await onReady(ev);
-  });
+  }, lgOpts);
   const c1 = await quiesce(peer.pid);
   return { ...res, cpu: c1 - c0 };
 }
@@ -314,7 +361,7 @@ async function cpuRun(peer, argv, onReady) {
 const scenarios = {
   async full(peer, hook) {
     const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'full', '-c', 32, '-t', P.hsSeconds], hook);
-    return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, cipher: r.cipher, errors: r.first_errors, p99_ms: r.conn_us.p99 / 1000 };
+    return { value: r.ok / r.cpu, raw: r.rate, cpu: r.cpu, failures: r.failures, cipher: r.cipher, group: r.group, errors: r.first_errors, p99_ms: r.conn_us.p99 / 1000 };
   },
   async resumed(peer, hook) {
     const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', '-c', 32, '-t', P.hsSeconds], hook);
@@ -332,7 +379,30 @@ const scenarios = {
     const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'rtt', '-n', P.rttCount, '-t', 20]);
     return { value: r.rtt_us.p50, p99: r.rtt_us.p99, cpu: r.cpu, failures: r.failures, errors: r.first_errors };
   },
+  // Full handshakes with the hybrid post-quantum group: the load generator on Node 24's OpenSSL 3.5 offers
+  // X25519MLKEM768 only, and, on the same proxy process in the same repetition, X25519 only (the same
+  // client otherwise), so the difference is the key exchange alone. Order alternates between repetitions.
+  // Every handshake must negotiate the offered group (loadgen's check): a hybrid run with any failure
+  // gives no figure. value: hybrid full hs per proxy CPU-second; classical: the X25519 one.
+  'full-hybrid': Object.assign(async function fullHybrid(peer, hook) {
+    const one = async (group, h) => {
+      const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'full', '-c', 32, '-t', P.hsSeconds, '--groups', group], h, { client: 'node24' });
+      return { value: r.failures ? NaN : r.ok / r.cpu, ok: r.ok, raw: r.rate, cpu: r.cpu, failures: r.failures, group: r.group, negotiated: r.groups_negotiated, errors: r.first_errors, openssl: r.openssl };
+    };
+    const first = hybridTurn++ % 2 === 0 ? HYBRID : CLASSICAL;
+    const runs = {};
+    for (const g of first === HYBRID ? [HYBRID, CLASSICAL] : [CLASSICAL, HYBRID]) runs[g] = await one(g, g === HYBRID ? hook : undefined);
+    const h = runs[HYBRID], c = runs[CLASSICAL];
+    return {
+      value: h.value, classical: c.value, raw: h.raw, classicalRaw: c.raw, cpu: h.cpu, classicalCpu: c.cpu, first,
+      usPerHs: 1e6 / h.value, classicalUsPerHs: 1e6 / c.value, ratio: h.value / c.value, extraUs: 1e6 / h.value - 1e6 / c.value,
+      failures: h.failures + c.failures, hybridFailures: h.failures, classicalFailures: c.failures,
+      group: h.group, classicalGroup: c.group, negotiated: h.negotiated, classicalNegotiated: c.negotiated, clientOpenssl: h.openssl,
+      errors: { ...(h.failures ? { [HYBRID]: h.errors } : {}), ...(c.failures ? { [CLASSICAL]: c.errors } : {}) },
+    };
+  }, { applies: (name) => Boolean(peers[name]?.hybrid) }),
 };
+let hybridTurn = 0;
 
 async function idleMemory(name, n) {
   const peer = await startPeer(name);
@@ -559,8 +629,75 @@ function versions() {
       const x = (o.match(/X25519\)\s+\S+\s+([\d.]+)/) ?? [])[1];
       return `ECDSA P-256 sign ${fmt(Number(sign))}/s, X25519 ${fmt(Number(x))}/s (Debian's openssl speed, CPU 0)`;
     })(),
+    node24: PEERS.includes('mailfront@24') && node24() ? node24Versions() : undefined,
     mailfront: `${sh('git', ['-C', ROOT, 'rev-parse', '--short', 'HEAD'])}${sh('git', ['-C', ROOT, 'status', '--porcelain', '--', 'native', 'src']) ? ' (+ uncommitted native/src changes)' : ''}`,
   };
+}
+
+const ratioTxt = (a, b, d = 2) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${fmt(a / b, d)}×` : '–');
+
+/** mailfront on Node 20 and on Node 24, side by side, each as a ratio to HAProxy measured in the same run. */
+function runtimeSection(results, v) {
+  const out = ['## mailfront on Node 24 (OpenSSL 3.5) beside Node 20 (OpenSSL 3.0)', ''];
+  out.push(`The same mailfront (dist/ and the build/Release addon) run by two runtimes: Node ${v.node} (OpenSSL ${v.nodeOpenssl}) and ` +
+    `Node ${v.node24?.node ?? '24'} (OpenSSL ${v.node24?.openssl ?? '3.5'}); same config, same client (Debian's libssl, X25519). Per proxy CPU-second, medians (min-max); ` +
+    `"× HAProxy" = ÷ HAProxy's median in this run.`, '');
+  out.push('| runtime | full hs / CPU-s | × HAProxy | resumed hs / CPU-s | × HAProxy | resumed share (lowest run) | bulk MB / CPU-s | × HAProxy |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
+  const h = results.haproxy ?? {};
+  for (const [name, label] of [['mailfront', `mailfront, Node ${v.node} (OpenSSL ${v.nodeOpenssl})`], ['mailfront@24', `mailfront@24, Node ${v.node24?.node ?? '24'} (OpenSSL ${v.node24?.openssl ?? '?'})`]]) {
+    if (!PEERS.includes(name)) continue;
+    const r = results[name] ?? {};
+    const share = r.resumed?.length ? `${fmt(Math.min(...r.resumed.map((x) => x.resumedShare)) * 100, 1)}%` : '–';
+    out.push(`| ${label} | ${cell(r.full)} | ${ratioTxt(med(r.full), med(h.full))} | ${cell(r.resumed)} | ${ratioTxt(med(r.resumed), med(h.resumed))} | ${share} | ${cell(r.bulk)} | ${ratioTxt(med(r.bulk), med(h.bulk))} |`);
+  }
+  out.push('');
+  if (!PEERS.includes('haproxy')) out.push('HAProxy was not among the peers of this run: no ratios.', '');
+  const m = results.mailfront ?? {}, m24 = results['mailfront@24'] ?? {};
+  if (PEERS.includes('mailfront'))
+    out.push(`Node 24 ÷ Node 20 (medians): full ${ratioTxt(med(m24.full), med(m.full))}, resumed ${ratioTxt(med(m24.resumed), med(m.resumed))}, bulk ${ratioTxt(med(m24.bulk), med(m.bulk))}. ` +
+      `Run-to-run noise on this machine is about ±5-7%, so ratios within 0.93-1.07× are no difference.`, '');
+  return out;
+}
+
+/** full-hybrid: X25519MLKEM768 against X25519, same proxy process, same client, same repetition. */
+function hybridSection(results, v) {
+  const out = [`## Hybrid post-quantum key exchange (${HYBRID}) on a full handshake`, ''];
+  const names = PEERS.filter((p) => scenarios['full-hybrid'].applies(p));
+  const client = names.map((n) => results[n]?.['full-hybrid']?.[0]?.clientOpenssl).find(Boolean) ?? `OpenSSL ${v.node24?.openssl ?? '3.5'}`;
+  out.push(`Full handshakes as in \`full\` (TLS 1.3, ECDSA P-256 chain, SNI over ${NAMES} names, greeting, close; 32 concurrent, ${P.hsSeconds} s each), ` +
+    `but the client is bench/loadgen built as a Node-API addon and run by Node ${v.node24?.node ?? '24'} (bench/loadgen-node.mjs: ${client} inside Node; Debian's libssl 3.0 has no ML-KEM). ` +
+    `It offers one group only: \`--groups ${HYBRID}\`, then (or first: the order alternates between repetitions) \`--groups ${CLASSICAL}\`, on the same proxy process. ` +
+    `Every handshake must negotiate the group offered (loadgen's check, like the certificate check): a run with any failure gives no figure. ` +
+    `Only peers whose TLS library has ML-KEM (${names.join(', ') || 'none among this run\'s peers'}). ` +
+    `µs per handshake = 1,000,000 ÷ (handshakes per proxy CPU-second): all the proxy's CPU for one connection (kernel, relay, greeting included).`, '');
+  if (!names.length) return out;
+  out.push(`| peer | ${CLASSICAL} hs / CPU-s | ${HYBRID} hs / CPU-s | µs per hs, ${CLASSICAL} | µs per hs, ${HYBRID} | ${HYBRID} ÷ ${CLASSICAL} (paired) | extra µs per hybrid hs (paired) | groups negotiated | failures |`);
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  for (const n of names) {
+    const r = results[n]?.['full-hybrid'] ?? [];
+    const neg = [...new Set(r.flatMap((x) => [...Object.keys(x.negotiated ?? {}), ...Object.keys(x.classicalNegotiated ?? {})]))].join(', ');
+    const fails = r.map((x) => `${x.hybridFailures}/${x.classicalFailures}`).join('; ');
+    out.push(`| ${n} | ${cell(r, 'classical')} | ${cell(r)} | ${cell(r, 'classicalUsPerHs')} | ${cell(r, 'usPerHs')} | ${cell(r, 'ratio', 2)} | ${cell(r, 'extraUs')} | ${neg || '–'} | ${fails || '–'} (${HYBRID}/${CLASSICAL}) |`);
+  }
+  out.push('');
+  for (const n of names) {
+    const r = results[n]?.['full-hybrid'] ?? [];
+    const full = med(results[n]?.full), hap = med(results.haproxy?.full);
+    if (r.some((x) => x.hybridFailures)) {
+      const e = r.find((x) => x.hybridFailures)?.errors?.[HYBRID];
+      out.push(`- ${n}: **the ${HYBRID} runs failed** (${r.filter((x) => x.hybridFailures).length} of ${r.length}): ${JSON.stringify(e)}. ` +
+        `A server that does not offer ${HYBRID} (e.g. mailfront before \`tls.groups\` defaults to it on OpenSSL 3.5) refuses a client that offers nothing else: no figure.`);
+      continue;
+    }
+    const ratio = med(r, 'ratio'), extra = med(r, 'extraUs');
+    out.push(`- ${n}: a full handshake with ${HYBRID} costs the proxy **${fmt(extra)} µs more CPU** than with ${CLASSICAL} ` +
+      `(${fmt(med(r, 'usPerHs'))} against ${fmt(med(r, 'classicalUsPerHs'))} µs), i.e. **${fmt(ratio, 2)}×** the ${CLASSICAL} rate per CPU-second (paired medians).` +
+      (Number.isFinite(full) ? ` For reference, its \`full\` figure with Debian's client (X25519): ${fmt(full)} hs / CPU-s.` : '') +
+      (Number.isFinite(hap) ? ` ${HYBRID} ÷ HAProxy's (classical X25519) full: ${ratioTxt(med(r), hap)}; ${CLASSICAL} (this client) ÷ HAProxy: ${ratioTxt(med(r, 'classical'), hap)}.` : ''));
+  }
+  out.push('');
+  return out;
 }
 
 function report(results, idle, reload, meta) {
@@ -570,6 +707,10 @@ function report(results, idle, reload, meta) {
   out.push(`Generated by \`${meta.command}\` on ${meta.date} in ${meta.minutes.toFixed(1)} min${QUICK ? ' (**BENCH_QUICK smoke run: short runs, 1 repetition; not figures to quote**)' : ''}.`, '');
   out.push(`- Machine: ${v.cpu}, ${v.cpus} CPUs, ${v.memGiB} GiB, Linux ${v.kernel}, Debian ${v.debian}; shared with other work, so absolute rates are noisy: quote the ratios.`);
   out.push(`- mailfront ${v.mailfront} (${meta.builds.length ? 'several builds, see below' : buildId().split(', ')[1]}), Node ${v.node} (OpenSSL ${v.nodeOpenssl} inside Node), \`workers: 1\`, log level warn, default TLS settings.`);
+  if (PEERS.includes('mailfront@24') && v.node24)
+    out.push(`- mailfront@24: the same dist/ and build/Release addon (built against Node ${v.node}'s headers; Node-API), run by Node ${v.node24.node} ` +
+      `(OpenSSL ${v.node24.openssl} inside Node; pinned, from \`bash scripts/node-runtime.sh 24\`), same config; ` +
+      `tls.groups ${args['mailfront24-groups'] ? `set to \`${args['mailfront24-groups']}\` (--mailfront24-groups)` : 'not set (mailfront\'s default)'}.`);
   out.push(`- ${v.haproxy}; ${v.stunnel}; ${v.nginx}; Debian libssl3 ${v.libssl3}.`);
   if (meta.load) out.push(`- Machine load: ${meta.load}`);
   out.push(`- Crypto calibration: ${v.speed}; BENCHMARKS.md's machine did 26,066 and 17,337/s, so absolute rates here are not comparable with its table, ratios are.`);
@@ -579,7 +720,8 @@ function report(results, idle, reload, meta) {
   out.push(`- Client: TLS 1.3 only, X25519 only, OpenSSL's default client cipher order, SNI rotating over ${NAMES} names, each leaf checked against the SNI (X509_check_host); ` +
     `every peer start is also checked with full chain verification (200 handshakes). full/resumed: 32 concurrent, ${P.hsSeconds} s, read the greeting through the proxy, close_notify, close. ` +
     `resumed: each ticket used once, the newest per name (RFC 8446 C.4); "ticket reused": the client keeps resuming with a name's newest ticket until a newer one arrives. ` +
-    `bulk: 4 connections writing 16 KiB records for ${P.bulkSeconds} s to a discarding backend. RTT: one connection, ${P.rttCount} \`aNNN NOOP\` round trips.`);
+    `bulk: 4 connections writing 16 KiB records for ${P.bulkSeconds} s to a discarding backend. RTT: one connection, ${P.rttCount} \`aNNN NOOP\` round trips.` +
+    (CPU_SCENARIOS.includes('full-hybrid') ? ` full-hybrid (peers whose OpenSSL has ML-KEM): see its section; its client is loadgen on Node 24's OpenSSL.` : ''));
   out.push('');
   out.push('## Per proxy CPU-second', '');
   out.push('| peer | full hs / CPU-s | resumed hs / CPU-s | resumed, ticket reused / CPU-s | bulk MB / CPU-s | RTT p50 µs | RTT p99 µs | KiB per idle conn |');
@@ -591,14 +733,17 @@ function report(results, idle, reload, meta) {
     out.push(`| ${peers[name].label} | ${cell(r.full)} | ${cell(r.resumed)} | ${cell(r.reuse)} | ${cell(r.bulk)} | ${cell(r.rtt, 'value', 1)} | ${cell(r.rtt, 'p99', 1)} | ${im ? fmt(im.value, 1) : '–'} |`);
   }
   out.push('');
-  if (PEERS.includes('mailfront') && PEERS.length > 1) {
+  if (PEERS.includes('mailfront@24')) out.push(...runtimeSection(results, v));
+  if (CPU_SCENARIOS.includes('full-hybrid')) out.push(...hybridSection(results, v));
+  const competitors = PEERS.filter((p) => !isMailfront(p));
+  if (PEERS.includes('mailfront') && competitors.length) {
     out.push('## mailfront relative to each peer (medians)', '');
     out.push('Per CPU-second columns: mailfront ÷ peer (above 1 = mailfront does more per CPU-second). RTT and memory: mailfront ÷ peer (below 1 = mailfront is lower, i.e. better).', '');
     out.push('| vs | full hs | resumed hs | resumed, ticket reused | bulk | RTT p50 | RTT p99 | KiB per idle conn |');
     out.push('| --- | --- | --- | --- | --- | --- | --- | --- |');
     const m = results.mailfront ?? {};
     const mi = idle[`mailfront:${idleN}`];
-    for (const name of PEERS.filter((p) => p !== 'mailfront')) {
+    for (const name of competitors) {
       const r = results[name] ?? {};
       const pi = idle[`${name}:${idleN}`];
       const ratio = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b ? `${fmt(a / b, 2)}×` : '–');
@@ -623,7 +768,7 @@ function report(results, idle, reload, meta) {
       verdict(chk(res, (x) => x >= 1.2 && share >= 0.95))]);
     const bulk = r2(med(m.bulk), med(h.bulk));
     rows.push(['bulk ≥ 1.1× HAProxy per CPU-s', `${fmt(bulk, 2)}×`, verdict(chk(bulk, (x) => x >= 1.1))]);
-    const others = PEERS.filter((p) => p !== 'mailfront').map((p) => [p, med(results[p]?.rtt, 'p99')]).filter(([, v]) => Number.isFinite(v));
+    const others = competitors.map((p) => [p, med(results[p]?.rtt, 'p99')]).filter(([, v]) => Number.isFinite(v));
     const best = others.sort((a, b) => a[1] - b[1])[0];
     const mp99 = med(m.rtt, 'p99');
     rows.push(['RTT p99 no worse than the best peer', best ? `${fmt(mp99, 1)} µs vs ${best[0]} ${fmt(best[1], 1)} µs` : '–',
@@ -636,14 +781,15 @@ function report(results, idle, reload, meta) {
   }
   out.push('## Details', '');
   out.push('Raw rates are the client core\'s limit as much as the proxy\'s (one OpenSSL client core does about 600 full handshakes/s); they are shown only to judge load and noise.', '');
-  out.push('| peer | full hs/s raw | resumed hs/s raw | resumed share | resumed share, ticket reused | bulk MB/s raw | proxy CPU in full run (s) | failures (all runs) | cipher negotiated |');
-  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
+  out.push('| peer | full hs/s raw | resumed hs/s raw | resumed share | resumed share, ticket reused | bulk MB/s raw | proxy CPU in full run (s) | failures (all runs) | cipher negotiated | group negotiated (full) |');
+  out.push('| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |');
   for (const name of PEERS) {
     const r = results[name] ?? {};
     const all = Object.values(r).flat();
     const fails = all.reduce((s, x) => s + (x.failures ?? 0), 0);
     const cipher = [...new Set(all.map((x) => x.cipher).filter(Boolean))].join(', ');
-    out.push(`| ${name} | ${cell(r.full, 'raw')} | ${cell(r.resumed, 'raw')} | ${cell(r.resumed, 'resumedShare', 2)} | ${cell(r.reuse, 'resumedShare', 2)} | ${cell(r.bulk, 'raw')} | ${cell(r.full, 'cpu', 2)} | ${fails} | ${cipher || '–'} |`);
+    const group = [...new Set((r.full ?? []).map((x) => x.group).filter(Boolean))].join(', ');
+    out.push(`| ${name} | ${cell(r.full, 'raw')} | ${cell(r.resumed, 'raw')} | ${cell(r.resumed, 'resumedShare', 2)} | ${cell(r.reuse, 'resumedShare', 2)} | ${cell(r.bulk, 'raw')} | ${cell(r.full, 'cpu', 2)} | ${fails} | ${cipher || '–'} | ${group || '–'} |`);
   }
   out.push('');
   const partial = PEERS.filter((n) => Number.isFinite(med(results[n]?.resumed, 'resumedShare')) && med(results[n]?.resumed, 'resumedShare') < 0.9);
@@ -779,6 +925,11 @@ async function main() {
   const t0 = Date.now();
   log(`building bench/loadgen and bench/backend; ${QUICK ? 'QUICK smoke run' : 'full run'}; peers ${PEERS.join(', ')}; scenarios ${[...SCEN].join(', ')}`);
   execFileSync('make', ['-s', '-C', BENCH], { stdio: 'inherit' });
+  // Node 24: mailfront@24 needs its node; full-hybrid also needs loadgen built against its OpenSSL 3.5.
+  const wants24 = PEERS.some((p) => p.endsWith('@24')) || (args.profile ?? '').includes('@24');
+  if (wants24 && !node24()) throw new Error('mailfront@24 needs Node 24: bash scripts/node-runtime.sh 24 failed (see above)');
+  if (wants24 && (SCEN.has('full-hybrid') || (args.profile ?? '').includes('full-hybrid')))
+    execFileSync('make', ['-s', '-C', BENCH, `NODE24=${node24()}`, 'work/bin/loadgen-node24.node'], { stdio: 'inherit' });
   if (!fs.existsSync(path.join(ROOT, 'dist', 'cli.js')) || !fs.readdirSync(path.join(ROOT, 'build', 'Release')).some((f) => f.endsWith('.node')))
     throw new Error('mailfront is not built: npx node-gyp rebuild -j 2 && npx tsc -p tsconfig.json');
   await ensurePki();
@@ -841,9 +992,14 @@ async function main() {
         peer = await startPeer(name);
         children.add(peer.child);
         for (const s of CPU_SCENARIOS) {
+          if (scenarios[s].applies && !scenarios[s].applies(name)) continue;
           const r = await scenarios[s](peer);
           ((results[name] ??= {})[s] ??= []).push(r);
-          log(`rep ${rep + 1}/${P.reps} ${name.padEnd(9)} ${s.padEnd(7)} ${s === 'rtt' ? `p50 ${fmt(r.value, 1)} µs p99 ${fmt(r.p99, 1)} µs` : `${fmt(r.value)} per CPU-s (raw ${fmt(r.raw)}/s, cpu ${r.cpu.toFixed(2)} s)`}${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
+          const what = s === 'rtt' ? `p50 ${fmt(r.value, 1)} µs p99 ${fmt(r.p99, 1)} µs`
+            : s === 'full-hybrid' ? `${HYBRID} ${fmt(r.value)} per CPU-s (${fmt(r.usPerHs)} µs/hs, raw ${fmt(r.raw)}/s, negotiated ${JSON.stringify(r.negotiated)}), ` +
+              `${CLASSICAL} ${fmt(r.classical)} per CPU-s (${fmt(r.classicalUsPerHs)} µs/hs, raw ${fmt(r.classicalRaw)}/s); ratio ${fmt(r.ratio, 2)}, +${fmt(r.extraUs)} µs`
+            : `${fmt(r.value)} per CPU-s (raw ${fmt(r.raw)}/s, cpu ${r.cpu.toFixed(2)} s)`;
+          log(`rep ${rep + 1}/${P.reps} ${name.padEnd(12)} ${s.padEnd(7)} ${what}${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
         }
       } catch (e) {
         errors.push(`rep ${rep + 1} ${name}: ${e.message}`);
