@@ -6,6 +6,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eConfig, e2ePorts, makeTwoDomainPki, runCli, type E2ePorts, type TwoDomainPki } from '../helpers/mailfront.js';
 import { issue, renewLineage } from '../helpers/pki.js';
+import { defaultGroups, opensslShortVersion, runtimeSupport, tlsLibrary } from '../../src/tls-library.js';
 
 const tmp = mkdtempSync('/tmp/mf-e2e-check-');
 let pki: TwoDomainPki;
@@ -44,6 +45,38 @@ describe('mailfront check', () => {
     expect(mail).not.toContain('EXPIRED');
     expect(names.find((l) => l.startsWith('name *.example.net:'))).toContain(path.join('live', pki.netLineage));
     expect(out).toContain('default (no SNI, unknown names): mail.example.com');
+  });
+
+  it('names the runtime and its key-exchange groups, and flags an OpenSSL past its end of support', async () => {
+    const file = path.join(tmp, 'good.yaml');
+    writeFileSync(file, good);
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(0);
+    const lib = tlsLibrary();
+    const runtime = runtimeSupport(lib);
+    const groups = defaultGroups(lib);
+    expect(r.stdout.split('\n')).toContain(`runtime: Node ${process.version} with OpenSSL ${opensslShortVersion(lib)}${runtime.problems.length ? ' (out of support)' : ''}; key exchange groups ${groups}`);
+    if (runtime.problems.length) {
+      expect(r.stderr).toContain(`warning: OpenSSL ${opensslShortVersion(lib)} is out of support`);
+      expect(r.stderr).toContain('warning: run mailfront on Node 24');
+    } else {
+      expect(r.stderr).not.toContain('warning:');
+    }
+  });
+
+  it('takes tls.groups X25519MLKEM768 where the OpenSSL has ML-KEM, refuses it (exit 78, with the version) where it has not', async () => {
+    const file = path.join(tmp, 'hybrid.yaml');
+    writeFileSync(file, good + 'tls: {groups: "X25519MLKEM768:X25519"}\n');
+    const r = await runCli(['check', '--config', file]);
+    const lib = tlsLibrary();
+    if (lib.hasGroup('X25519MLKEM768')) {
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain('key exchange groups X25519MLKEM768:X25519');
+    } else {
+      expect(r.code).toBe(78);
+      expect(r.stderr).toMatch(new RegExp(`${file}:\\d+:\\d+: tls\\.groups: group "X25519MLKEM768" is not offered by OpenSSL ${opensslShortVersion(lib).replace(/\./g, '\\.')}`));
+      expect(r.stdout).not.toContain(': ok');
+    }
   });
 
   it('exits 78 (EX_CONFIG) for an unknown key, pointing at FILE:LINE:COL', async () => {

@@ -414,11 +414,12 @@ export interface TlsSession {
   close(): void;
 }
 
-export function openTls(port: number, servername: string, ca: string, timeoutMs = 10_000): Promise<TlsSession> {
+/** `extra`: more tls.connect options (ecdhCurve: the key-exchange groups offered, ...). */
+export function openTls(port: number, servername: string, ca: string, timeoutMs = 10_000, extra: tls.ConnectionOptions = {}): Promise<TlsSession> {
   return new Promise((resolve, reject) => {
     let buf = '';
     let isClosed = false;
-    const s = tls.connect({ host: '127.0.0.1', port, servername, ca, checkServerIdentity: tls.checkServerIdentity });
+    const s = tls.connect({ host: '127.0.0.1', port, servername, ca, checkServerIdentity: tls.checkServerIdentity, ...extra });
     const timer = setTimeout(() => {
       s.destroy();
       reject(new Error(`openTls ${servername}@${port}: no handshake within ${timeoutMs} ms`));
