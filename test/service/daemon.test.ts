@@ -135,7 +135,7 @@ while True:
     ]);
     await listener.waitFor(/LISTENING/);
     const port = await freePort();
-    const d = launch('node', [CLI, 'run', '--config', writeConfig('notify', [`127.0.0.1:${port}`], await freePort())], {
+    const d = launch(process.execPath, [CLI, 'run', '--config', writeConfig('notify', [`127.0.0.1:${port}`], await freePort())], {
       NOTIFY_SOCKET: sock,
     });
     try {
@@ -164,7 +164,7 @@ while True:
     const port = await freePort();
     // The config's own address is not bound: the fd named "imaps" is used instead.
     const config = writeConfig('activate', ['127.0.0.1:1'], await freePort());
-    const d = launch('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '--fdname=imaps', 'node', CLI, 'run', '--config', config]);
+    const d = launch('systemd-socket-activate', ['-l', `127.0.0.1:${port}`, '--fdname=imaps', process.execPath, CLI, 'run', '--config', config]);
     try {
       // systemd-socket-activate starts the service on the first connection.
       await d.waitFor(/Listening on/);
@@ -186,7 +186,7 @@ while True:
     await new Promise<void>((r) => other.listen(0, '127.0.0.1', () => r()));
     const port = await freePort();
     const config = writeConfig('grow', [`127.0.0.1:${port}`], await freePort());
-    const d = launch('node', [CLI, 'run', '--config', config]);
+    const d = launch(process.execPath, [CLI, 'run', '--config', config]);
     try {
       await d.waitFor(/mailfront ready/);
       const grown = readFileSync(config, 'utf8')
@@ -209,7 +209,7 @@ while True:
   it('/metrics counts the connections made, and a SIGTERM drain lets an open transfer finish', async () => {
     const port = await freePort();
     const metricsPort = await freePort();
-    const d = launch('node', [CLI, 'run', '--config', writeConfig('drain', [`127.0.0.1:${port}`], metricsPort)]);
+    const d = launch(process.execPath, [CLI, 'run', '--config', writeConfig('drain', [`127.0.0.1:${port}`], metricsPort)]);
     try {
       await d.waitFor(/mailfront ready/);
       for (let i = 0; i < 3; i++) {
