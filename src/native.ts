@@ -206,7 +206,12 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 let addon: AddonModule | undefined;
 export function loadAddon(): AddonModule {
   // MAILFRONT_ADDON: another build of the addon (scripts/sanitize.sh loads an ASan/UBSan one).
-  if (!addon) addon = require(process.env.MAILFRONT_ADDON || path.join(root, 'build', 'Release', 'mailfront.node')) as AddonModule;
+  // Otherwise node-gyp-build: a source build (build/Release) first, else the
+  // prebuilt binary the package ships (prebuilds/linux-x64/).
+  if (!addon) {
+    const override = process.env.MAILFRONT_ADDON;
+    addon = (override ? require(override) : require('node-gyp-build')(root)) as AddonModule;
+  }
   return addon;
 }
 
