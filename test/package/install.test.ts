@@ -6,8 +6,9 @@
 // `mailfront check` must then load the addon from prebuilds/, with no build/.
 //
 // The package is packed from a copy of the work tree (node_modules linked),
-// not in place: prepack's node-gyp rebuild would replace build/Release under
-// the other tests and leave prebuilds/ behind. Packed once, installed twice.
+// without build/, dist/ or prebuilds/, as a fresh clone would be. prepack
+// (scripts/prebuild.sh) builds the addon against Node 20's headers whichever
+// Node runs the pack. Packed once, installed twice.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
