@@ -5,6 +5,8 @@
 #include <charconv>
 #include <cstring>
 
+#include "crc32c.h"
+
 namespace mf {
 
 namespace {
@@ -104,6 +106,27 @@ ProxyParse parse_v1(std::string_view data) {
   return p;
 }
 
+// The TLVs in [from, end): false when a PP2_TYPE_CRC32C TLV is there and the
+// header's CRC32C (with that field zeroed) differs (the spec: the receiver
+// MUST then treat the connection as invalid). Other TLVs are skipped, and so
+// are trailing bytes too short to be a TLV, as before.
+bool crc_ok(std::string_view data, size_t from, size_t end) {
+  for (size_t i = from; i + 3 <= end;) {
+    unsigned type = static_cast<unsigned char>(data[i]);
+    size_t len = size_t(static_cast<unsigned char>(data[i + 1])) << 8 | static_cast<unsigned char>(data[i + 2]);
+    if (i + 3 + len > end) return true;
+    if (type == 0x03 && len == 4) {
+      auto* v = reinterpret_cast<const unsigned char*>(data.data() + i + 3);
+      uint32_t got = uint32_t(v[0]) << 24 | uint32_t(v[1]) << 16 | uint32_t(v[2]) << 8 | v[3];
+      std::string copy(data.substr(0, end));
+      memset(copy.data() + i + 3, 0, 4);
+      return crc32c(copy.data(), copy.size()) == got;
+    }
+    i += 3 + len;
+  }
+  return true;
+}
+
 ProxyParse parse_v2(std::string_view data) {
   if (data.size() < 16) return {};
   auto u8 = [&](size_t i) { return static_cast<unsigned char>(data[i]); };
@@ -117,6 +140,9 @@ ProxyParse parse_v2(std::string_view data) {
   p.status = ProxyParse::Status::Done;
   p.length = 16 + len;
   unsigned fam = u8(13) >> 4, proto = u8(13) & 0x0f;
+  static const size_t kAddrLen[4] = {0, 12, 36, 216};
+  if (fam <= 3 && kAddrLen[fam] <= len && !crc_ok(data, 16 + kAddrLen[fam], 16 + len))
+    return malformed("v2: CRC32C does not match");
   // LOCAL: the balancer's own connection (a health check): its address is the real one.
   if (cmd == 0) { p.local = true; return p; }
   if (fam > 3 || proto > 2) return malformed("v2: unknown address family or protocol");
