@@ -17,8 +17,10 @@
 #include <thread>
 #include <unordered_map>
 
+#include "crc32c.h"
 #include "dialog.h"
 #include "engine.h"
+#include "proxy_header.h"
 #include "proxy_parse.h"
 #include "tickets.h"
 #include "tls.h"
@@ -291,7 +293,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
     be->down_until_ms.reset(new std::atomic<int64_t>[be->servers.size()]);
     for (size_t j = 0; j < be->servers.size(); j++) be->down_until_ms[j].store(0);
     std::string pp = str(b, "proxyProtocol");
-    be->proxy_header = pp == "v1" ? ProxyHeader::V1 : pp == "v2" ? ProxyHeader::V2 : ProxyHeader::Off;
+    be->proxy_header = pp == "v1" ? ProxyHeader::V1 : pp == "v2" ? ProxyHeader::V2 : pp == "v2-ssl" ? ProxyHeader::V2Ssl : ProxyHeader::Off;
     be->round_robin = str(b, "balance") == "roundrobin";
     s->backends.push_back(std::move(be));
   }
@@ -572,6 +574,46 @@ Napi::Value TestProxyParse(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// For the PROXY header writer's tests: proxy_header() for "ip:port" addresses,
+// with {version, cipher, sni} for v2-ssl.
+Napi::Value TestProxyHeader(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsString() || !info[2].IsString()) {
+    Napi::TypeError::New(env, "testProxyHeader(version, client, local, tls?)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string v = info[0].As<Napi::String>().Utf8Value();
+  ProxyHeader version = v == "v1" ? ProxyHeader::V1 : v == "v2" ? ProxyHeader::V2 : v == "v2-ssl" ? ProxyHeader::V2Ssl : ProxyHeader::Off;
+  auto client = parse_addr(info[1].As<Napi::String>().Utf8Value());
+  auto local = parse_addr(info[2].As<Napi::String>().Utf8Value());
+  if (!client || !local) {
+    Napi::TypeError::New(env, "testProxyHeader: bad address").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string tv, tc, ts;
+  if (info[3].IsObject()) {
+    Napi::Object t = info[3].As<Napi::Object>();
+    auto get = [&](const char* k) { Napi::Value x = t.Get(k); return x.IsString() ? x.As<Napi::String>().Utf8Value() : std::string(); };
+    tv = get("version");
+    tc = get("cipher");
+    ts = get("sni");
+  }
+  ProxyTls tls{tv, tc, ts};
+  std::string h = proxy_header(version, *client, *local, &tls);
+  return Napi::Buffer<char>::Copy(env, h.data(), h.size());
+}
+
+// For the CRC32C check values.
+Napi::Value TestCrc32c(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "testCrc32c(buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto b = info[0].As<Napi::Buffer<char>>();
+  return Napi::Number::New(env, double(crc32c(b.Data(), b.Length())));
+}
+
 // For the trusted_proxies tests: does <address> ("ip:port") lie in <cidrs>? Throws on a bad CIDR.
 Napi::Value TestCidrMatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -603,6 +645,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testDialog", Napi::Function::New(env, TestDialog));
   exports.Set("testProxyParse", Napi::Function::New(env, TestProxyParse));
   exports.Set("testCidrMatch", Napi::Function::New(env, TestCidrMatch));
+  exports.Set("testProxyHeader", Napi::Function::New(env, TestProxyHeader));
+  exports.Set("testCrc32c", Napi::Function::New(env, TestCrc32c));
   return exports;
 }
 

@@ -437,7 +437,11 @@ void Conn::connected() {
       reached.len = sizeof reached.ss;
       getsockname(cfd_, reached.sa(), &reached.len);
     }
-    std::string h = proxy_header(b.proxy_header, peer_, reached);
+    // connected() runs after the handshake (an early connect waits for it): the TLS facts are final.
+    const char* version = ssl_ ? SSL_get_version(ssl_) : nullptr;
+    const char* cipher = ssl_ ? SSL_get_cipher_name(ssl_) : nullptr;
+    ProxyTls tls{version ? version : "", cipher ? cipher : "", sni_ == "(invalid)" ? "" : sni_};
+    std::string h = proxy_header(b.proxy_header, peer_, reached, &tls);
     c2b_.append(h.data(), uint32_t(h.size()), w_.pool);
   }
   switch (policy().proto) {

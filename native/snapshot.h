@@ -16,7 +16,8 @@
 
 namespace mf {
 
-enum class ProxyHeader : uint8_t { Off, V1, V2 };
+// V2Ssl: v2 with the TLS TLVs (HAProxy's send-proxy-v2-ssl).
+enum class ProxyHeader : uint8_t { Off, V1, V2, V2Ssl };
 
 struct Backend {
   std::string name;

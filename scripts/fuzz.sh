@@ -28,13 +28,13 @@ fi
 declare -A SOURCES=(
   [dialog]="native/dialog.cc"
   [greeting]="native/greeting.cc"
-  [proxy_header]="native/proxy_header.cc native/net.cc"
-  [proxy_parse]="native/proxy_parse.cc"
+  [proxy_header]="native/proxy_header.cc native/proxy_parse.cc native/crc32c.cc native/net.cc"
+  [proxy_parse]="native/proxy_parse.cc native/crc32c.cc"
   [addr]="native/net.cc"
   [sni]="native/sni.cc"
 )
 # Largest input: a relay buffer (16 KiB) for the byte streams, small for names.
-declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=600 [proxy_parse]=1024 [addr]=300 [sni]=300)
+declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=1500 [proxy_parse]=1024 [addr]=300 [sni]=300)
 
 # Node's own OpenSSL headers (util.h includes them; nothing is linked).
 NODE_INC=$(node -p "require('path').resolve(process.execPath, '../../include/node')" 2>/dev/null || true)

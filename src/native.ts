@@ -27,7 +27,8 @@ export interface NativeBackend {
   name: string;
   /** "host:port", "[v6]:port" or an absolute unix socket path. */
   servers: string[];
-  proxyProtocol: 'off' | 'v1' | 'v2';
+  /** v2-ssl: v2 with HAProxy's send-proxy-v2-ssl TLVs (TLS version, cipher, SNI, CRC32C). */
+  proxyProtocol: 'off' | 'v1' | 'v2' | 'v2-ssl';
   balance: 'first' | 'roundrobin';
 }
 
@@ -184,6 +185,10 @@ interface AddonModule {
   sdNotify(state: string): boolean;
   /** Tests: the PROXY header reader on one buffer. */
   testProxyParse(data: Buffer): ProxyParseResult;
+  /** Tests: the PROXY header writer for "ip:port" addresses (tls: what v2-ssl carries). */
+  testProxyHeader(version: NativeBackend['proxyProtocol'], client: string, local: string, tls?: { version?: string; cipher?: string; sni?: string }): Buffer;
+  /** Tests: CRC32C (Castagnoli) of the bytes. */
+  testCrc32c(data: Buffer): number;
   /** Tests: is "ip:port" inside one of the CIDR blocks? Throws on a bad block. */
   testCidrMatch(cidrs: string[], address: string): boolean;
 }

@@ -7,6 +7,11 @@
 //  - v2: the 12-byte signature, version/command 0x21 (PROXY) or 0x20 (LOCAL),
 //    family 0x11/0x21 (0x00 for LOCAL), a length field equal to the bytes
 //    after the 16-byte header, addresses and ports that read back;
+//  - v2-ssl: the v2 header, then exactly the TLVs CRC32C, AUTHORITY (when an
+//    SNI is given) and SSL (client PP2_CLIENT_SSL, verify non-zero, VERSION
+//    and CIPHER sub-TLVs), each value read back (cut at 255 bytes), a length
+//    field that covers them, a CRC32C over the header with its field zeroed,
+//    and mailfront's own reader (proxy_parse) takes it whole;
 //  - off: nothing.
 #include <arpa/inet.h>
 #include <fuzzer/FuzzedDataProvider.h>
@@ -16,7 +21,9 @@
 #include <string>
 #include <string_view>
 
+#include "../crc32c.h"
 #include "../proxy_header.h"
+#include "../proxy_parse.h"
 #include "check.h"
 
 using mf::SockAddr;
@@ -93,6 +100,45 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(std::memcmp(v2.data() + 16, ca, alen) == 0, "v2: source address");
     FUZZ_CHECK(std::memcmp(v2.data() + 16 + alen, la, alen) == 0, "v2: destination address");
     FUZZ_CHECK(be16(v2, 16 + 2 * alen) == port(client) && be16(v2, 18 + 2 * alen) == port(local), "v2: ports");
+  }
+
+  // ---- v2-ssl ----
+  std::string tv = fdp.ConsumeRandomLengthString(300), tc = fdp.ConsumeRandomLengthString(300),
+              ts = fdp.ConsumeRandomLengthString(300);
+  mf::ProxyTls tls{tv, tc, ts};
+  std::string s = mf::proxy_header(mf::ProxyHeader::V2Ssl, client, local, &tls);
+  FUZZ_CHECK(s.size() >= 16 && s.compare(0, 14, v2, 0, 14) == 0, "v2-ssl: fixed part differs from v2's");
+  FUZZ_CHECK(be16(s, 14) == s.size() - 16, "v2-ssl: length field %u, payload %zu", be16(s, 14), s.size() - 16);
+  size_t at = v2.size();
+  FUZZ_CHECK(s.size() >= at && s.compare(16, at - 16, v2, 16, at - 16) == 0, "v2-ssl: addresses differ from v2's");
+  auto cut = [](const std::string& v) { return std::string_view(v).substr(0, 255); };
+  // CRC32C
+  FUZZ_CHECK(at + 7 <= s.size() && uint8_t(s[at]) == 0x03 && be16(s, at + 1) == 4, "v2-ssl: no CRC32C TLV first");
+  uint32_t got = uint32_t(uint8_t(s[at + 3])) << 24 | uint32_t(uint8_t(s[at + 4])) << 16 | uint32_t(uint8_t(s[at + 5])) << 8 |
+                 uint8_t(s[at + 6]);
+  std::string zeroed = s;
+  std::memset(zeroed.data() + at + 3, 0, 4);
+  FUZZ_CHECK(mf::crc32c(zeroed.data(), zeroed.size()) == got, "v2-ssl: CRC32C");
+  at += 7;
+  // AUTHORITY
+  if (!ts.empty()) {
+    FUZZ_CHECK(uint8_t(s[at]) == 0x02 && be16(s, at + 1) == cut(ts).size(), "v2-ssl: AUTHORITY header");
+    FUZZ_CHECK(std::string_view(s).substr(at + 3, cut(ts).size()) == cut(ts), "v2-ssl: AUTHORITY value");
+    at += 3 + cut(ts).size();
+  }
+  // SSL
+  size_t ssl_len = 5 + 3 + cut(tv).size() + 3 + cut(tc).size();
+  FUZZ_CHECK(uint8_t(s[at]) == 0x20 && be16(s, at + 1) == ssl_len && at + 3 + ssl_len == s.size(), "v2-ssl: SSL TLV bounds");
+  FUZZ_CHECK(uint8_t(s[at + 3]) == 0x01 && s.compare(at + 4, 4, std::string("\0\0\0\1", 4)) == 0, "v2-ssl: client/verify");
+  size_t v = at + 8;
+  FUZZ_CHECK(uint8_t(s[v]) == 0x21 && std::string_view(s).substr(v + 3, be16(s, v + 1)) == cut(tv), "v2-ssl: VERSION");
+  v += 3 + cut(tv).size();
+  FUZZ_CHECK(uint8_t(s[v]) == 0x23 && std::string_view(s).substr(v + 3, be16(s, v + 1)) == cut(tc), "v2-ssl: CIPHER");
+  // The reader takes it whole (when it fits the reader's bound), with the same addresses.
+  if (s.size() <= mf::kProxyV2Max) {
+    mf::ProxyParse p = mf::parse_proxy_header(s);
+    FUZZ_CHECK(p.status == mf::ProxyParse::Status::Done && p.length == s.size(), "v2-ssl: reader says %d (%s)", int(p.status), p.why);
+    FUZZ_CHECK(p.local == !ip, "v2-ssl: reader's LOCAL");
   }
   return 0;
 }

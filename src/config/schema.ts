@@ -32,7 +32,7 @@ export interface ListenerConfig {
 export interface BackendConfig {
   /** "ip:port", "[v6]:port" or an absolute unix socket path (no host names: the data plane does not resolve). */
   servers: string[];
-  proxyProtocol: 'off' | 'v1' | 'v2';
+  proxyProtocol: ProxyProtocol;
   balance: 'first' | 'roundrobin';
   /** Milliseconds between health checks of each server (connect, read the greeting); absent: no checks. */
   healthCheckMs?: number;
@@ -86,6 +86,9 @@ export interface Config {
 // ---------------------------------------------------------------- constants
 
 export const PROTOCOLS = ['imaps', 'pop3s', 'imap', 'pop3', 'managesieve'] as const satisfies readonly Protocol[];
+/** PROXY header to a backend; v2-ssl is HAProxy's send-proxy-v2-ssl (v2 with the TLS TLVs). */
+export const PROXY_PROTOCOLS = ['off', 'v1', 'v2', 'v2-ssl'] as const;
+export type ProxyProtocol = (typeof PROXY_PROTOCOLS)[number];
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 
 /**
@@ -511,7 +514,7 @@ const Listener = obj({
 const Backend = obj({
   servers: list(serverAddress, { min: 1, single: true, what: 'servers ("ip:port", "[v6]:port" or a unix socket path)' }),
   // YAML 1.1 documents read a bare `off` as false: take it as "off".
-  proxy_protocol: z.preprocess((v) => (v === false ? 'off' : v), enumOf(['off', 'v1', 'v2'] as const, 'off')),
+  proxy_protocol: z.preprocess((v) => (v === false ? 'off' : v), enumOf(PROXY_PROTOCOLS, 'off')),
   balance: enumOf(['first', 'roundrobin'] as const, 'first'),
   // Interval of the health checks ("10s"), or off (the default).
   health_check: z

@@ -67,7 +67,7 @@ export interface SnapshotOptions {
   /** tls.groups; default: the running library's default (hybrid first on OpenSSL 3.5). */
   groups?: string;
   badKey?: boolean;
-  proxyProtocol?: 'off' | 'v1' | 'v2';
+  proxyProtocol?: 'off' | 'v1' | 'v2' | 'v2-ssl';
 }
 
 /** Contexts: 0 default, 1 a (or a2), 2 b, 3 wildcard. */

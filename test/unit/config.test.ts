@@ -141,6 +141,12 @@ describe('parseConfig: valid documents', () => {
     expect(c.timeouts.connectMs).toBe(500);
   });
 
+  it('takes proxy_protocol v2-ssl (v2 with the TLS TLVs) and refuses v3', () => {
+    const c = parseConfig(MINIMAL.replace('servers: ["127.0.0.1:1143"]', 'servers: ["127.0.0.1:1143"]\n    proxy_protocol: v2-ssl'), 'm.yaml');
+    expect(c.backends.cyrus!.proxyProtocol).toBe('v2-ssl');
+    expect(() => parseConfig(MINIMAL.replace('servers: ["127.0.0.1:1143"]', 'servers: ["127.0.0.1:1143"]\n    proxy_protocol: v3'), 'm.yaml')).toThrow(/off, v1, v2, v2-ssl/);
+  });
+
   it('takes proxy_protocol off read as a YAML 1.1 boolean', () => {
     const c = parseConfig('%YAML 1.1\n---\n' + MINIMAL.replace('servers: ["127.0.0.1:1143"]', 'servers: ["127.0.0.1:1143"]\n    proxy_protocol: off'), 'm.yaml');
     expect(c.backends.cyrus!.proxyProtocol).toBe('off');
