@@ -1,0 +1,241 @@
+// A Dovecot-to-Cyrus move behind one mailfront: example.com lives on a real
+// Cyrus 3.6, example.org on a real Dovecot 2.3 (Debian's packages, run from a
+// private mount namespace by test/e2e/dovecot.sh), on the same listeners,
+// routed by SNI. Dovecot reads mailfront's PROXY v2 header with the TLS TLVs
+// (proxy_protocol: v2-ssl): its log names the real client and the session as
+// secured, and it accepts a plaintext login with disable_plaintext_auth = yes
+// left on. A plain v2 pool to the same Dovecot is the control: refused.
+// Needs root, Cyrus (scripts/install-deps.sh), sieve-connect, curl, openssl,
+// and Debian's mirrors once (the Dovecot packages are cached). Never skipped.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CLIENTS_DIR, type CyrusInstance, imapClient, sieveConnect, startCyrus } from '../helpers/cyrus.js';
+import { type DovecotInstance, startDovecot } from '../helpers/dovecot.js';
+import { issue, makeCA, makeLetsEncryptTree } from '../helpers/pki.js';
+import {
+  fingerprint,
+  freePorts,
+  type LogLine,
+  type Mailfront,
+  openTls,
+  run,
+  sClient,
+  startMailfront,
+  tlsProbe,
+} from '../helpers/mailfront.js';
+
+const tmp = mkdtempSync('/tmp/mf-e2e-dv-');
+let cyrus: CyrusInstance;
+let dovecot: DovecotInstance;
+let mf: Mailfront;
+let caFile: string;
+let caPem: string;
+const fp: Record<string, string> = {};
+let ports: { imaps: number; imap: number; pop3s: number; pop3: number; sieve: number; imapsV2: number };
+
+const alice = { user: 'alice@example.com', password: 'secret', name: 'mail.example.com', server: /Cyrus IMAP 3\.6/ };
+const carol = { user: 'carol@example.org', password: 'secret', name: 'mail.example.org', server: /Dovecot ready/ };
+const users = [alice, carol];
+
+/** The route that moves example.org to Dovecot: what docs/migrating-dovecot-to-cyrus.md shows, reversed. */
+function config(): string {
+  return `certificates:
+  letsencrypt: [${path.join(tmp, 'le')}]
+  default: mail.example.com
+listeners:
+  - {name: imaps, protocol: imaps, listen: ["127.0.0.1:${ports.imaps}"], backend: cyrus-imap}
+  - {name: imap, protocol: imap, listen: ["127.0.0.1:${ports.imap}"], backend: cyrus-imap}
+  - {name: pop3s, protocol: pop3s, listen: ["127.0.0.1:${ports.pop3s}"], backend: cyrus-pop3}
+  - {name: pop3, protocol: pop3, listen: ["127.0.0.1:${ports.pop3}"], backend: cyrus-pop3}
+  - {name: sieve, protocol: managesieve, listen: ["127.0.0.1:${ports.sieve}"], backend: cyrus-sieve}
+  - {name: imaps-v2, protocol: imaps, listen: ["127.0.0.1:${ports.imapsV2}"], backend: cyrus-imap}
+backends:
+  cyrus-imap: {servers: ["127.0.0.1:${cyrus.imapPort}"]}
+  cyrus-pop3: {servers: ["127.0.0.1:${cyrus.pop3Port}"]}
+  cyrus-sieve: {servers: ["127.0.0.1:${cyrus.sievePort}"]}
+  dovecot-imap: {servers: ["127.0.0.1:${dovecot.imapPort}"], proxy_protocol: v2-ssl}
+  dovecot-pop3: {servers: ["127.0.0.1:${dovecot.pop3Port}"], proxy_protocol: v2-ssl}
+  dovecot-sieve: {servers: ["127.0.0.1:${dovecot.sievePort}"], proxy_protocol: v2-ssl}
+  dovecot-imap-v2: {servers: ["127.0.0.1:${dovecot.imapPort}"], proxy_protocol: v2}
+routes:
+  - sni: mail.example.org
+    backends: {imaps: dovecot-imap, imap: dovecot-imap, pop3s: dovecot-pop3, pop3: dovecot-pop3, sieve: dovecot-sieve, imaps-v2: dovecot-imap-v2}
+workers: 2
+metrics: false
+log: {level: info}
+`;
+}
+
+beforeAll(async () => {
+  const ca = makeCA(path.join(tmp, 'ca'), { name: 'mailfront dovecot e2e' });
+  caPem = ca.rootPem;
+  caFile = path.join(tmp, 'ca.pem');
+  writeFileSync(caFile, ca.rootPem);
+  const com = issue(ca, { names: ['mail.example.com'], dir: path.join(tmp, 'issued', 'com') });
+  const org = issue(ca, { names: ['mail.example.org'], dir: path.join(tmp, 'issued', 'org') });
+  makeLetsEncryptTree(path.join(tmp, 'le'), { 'mail.example.com': com, 'mail.example.org': org });
+  fp[alice.name] = fingerprint(com.certPem);
+  fp[carol.name] = fingerprint(org.certPem);
+  [cyrus, dovecot] = await Promise.all([startCyrus(), startDovecot()]);
+  const [imaps, imap, pop3s, pop3, sieve, imapsV2] = (await freePorts(6)) as [number, number, number, number, number, number];
+  ports = { imaps, imap, pop3s, pop3, sieve, imapsV2 };
+  mf = await startMailfront(config());
+}, 180_000);
+
+afterAll(async () => {
+  await mf?.kill();
+  await Promise.allSettled([cyrus?.stop(), dovecot?.stop()]);
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+function connLine(clientPort: number, mark: number, timeoutMs = 5000): Promise<LogLine> {
+  return mf.waitForLog((l) => l.msg === 'connection closed' && String(l.client).endsWith(`:${clientPort}`), timeoutMs, mark);
+}
+
+const imapsArgs = (u: (typeof users)[number], port = ports.imaps) => [
+  '--tls', '--port', String(port), '--cafile', caFile, '--servername', u.name, '--user', u.user, '--password', u.password,
+];
+
+describe('one domain on Cyrus, one on Dovecot, on the same listeners', () => {
+  it.each(users)('IMAPS: $user gets the certificate of $name and its own server, logs in, appends, fetches', async (u) => {
+    const p = await tlsProbe(ports.imaps, u.name, caPem);
+    expect(p.authorized).toBe(true);
+    expect(p.fingerprint256).toBe(fp[u.name]);
+    expect(p.data).toMatch(u.server);
+    const subject = `imaps ${u.user} ${Date.now()}`;
+    const r = await imapClient([...imapsArgs(u), '--append-subject', subject, '--subject', subject]);
+    expect(r.error).toBeUndefined();
+    expect(r.greeting).toMatch(u.server);
+    expect(r.login).toBe('OK');
+    expect(r.messages?.map((m) => m.subject)).toEqual([subject]);
+  });
+
+  it.each(users)('IMAP STARTTLS: $user logs in after STARTTLS with SNI $name (login allowed, no second STARTTLS)', async (u) => {
+    const s = await sClient(ports.imap, u.name, caFile, 'imap', 'a LOGOUT\r\n');
+    expect(s.verified).toBe(true);
+    expect(fingerprint(s.leafPem!)).toBe(fp[u.name]);
+    const r = await imapClient(['--starttls', '--port', String(ports.imap), '--cafile', caFile, '--servername', u.name,
+      '--user', u.user, '--password', u.password]);
+    expect(r.error).toBeUndefined();
+    expect(r.login).toBe('OK');
+    expect(r.capabilities).toContain('AUTH=PLAIN');
+    expect(r.capabilities).not.toContain('LOGINDISABLED');
+    expect(r.capabilities).not.toContain('STARTTLS');
+  });
+
+  it.each(users)('POP3 STLS and POP3S: $user retrieves the last message from its own server', async (u) => {
+    const subject = `pop3 ${u.user} ${Date.now()}`;
+    // Put the message in directly: LMTP for Cyrus, IMAP APPEND on Dovecot's direct port.
+    if (u === alice) await cyrus.deliver(u.user, `Subject: ${subject}\r\n\r\nvia pop3\r\n`);
+    else expect((await imapClient(['--port', String(dovecot.imapDirectPort), '--user', u.user, '--password', u.password, '--append-subject', subject])).login).toBe('OK');
+    for (const mode of ['--stls', '--tls']) {
+      const r = await run('python3', [path.join(CLIENTS_DIR, 'pop3_client.py'), mode, '--port', String(mode === '--tls' ? ports.pop3s : ports.pop3),
+        '--cafile', caFile, '--servername', u.name, '--user', u.user, '--password', u.password, '--retr-last']);
+      const out = JSON.parse(r.stdout) as { error?: string; greeting: string; last: { subject: string } };
+      expect(out.error, mode).toBeUndefined();
+      expect(out.last.subject).toBe(subject);
+      if (mode === '--tls') expect(out.greeting).toMatch(u === alice ? /Cyrus POP3/ : /Dovecot ready/);
+    }
+    const s = await sClient(ports.pop3, u.name, caFile, 'pop3', 'QUIT\r\n');
+    expect(fingerprint(s.leafPem!)).toBe(fp[u.name]);
+  });
+
+  it.each(users)('ManageSieve STARTTLS: sieve-connect uploads and activates a script for $user on its own server', async (u) => {
+    const tlsArgs = ['--tlshostname', u.name, '--tlscafile', caFile];
+    const s = await sClient(ports.sieve, u.name, caFile, 'sieve', 'LOGOUT\r\n');
+    expect(s.verified).toBe(true);
+    expect(fingerprint(s.leafPem!)).toBe(fp[u.name]);
+    const local = path.join(tmp, `${u.user}.sieve`);
+    const script = `require ["fileinto"];\nif header :contains "subject" "moved" { fileinto "INBOX"; }\nkeep;\n`;
+    writeFileSync(local, script);
+    const name = `mf-${u.user.split('@')[1]!.replace('.', '-')}`;
+    const up = await sieveConnect(ports.sieve, u.user, u.password, ['--upload', '--localsieve', local, '--remotesieve', name], tlsArgs);
+    expect(up.stderr).toBe('');
+    expect(up.code).toBe(0);
+    const act = await sieveConnect(ports.sieve, u.user, u.password, ['--activate', '--remotesieve', name], tlsArgs);
+    expect(act.stderr).toBe('');
+    expect(act.code).toBe(0);
+    // Asked on the backend itself: the script is there, active, and only there.
+    const own = u === alice ? cyrus.sievePort : dovecot.sieveDirectPort;
+    const list = await sieveConnect(own, u.user, u.password, ['--list']);
+    expect(list.code).toBe(0);
+    expect(list.stdout.trim().split('\n')).toContain(`"${name}" ACTIVE`);
+    const back = path.join(tmp, `${u.user}-back.sieve`);
+    const down = await sieveConnect(own, u.user, u.password, ['--download', '--remotesieve', name, '--localsieve', back]);
+    expect(down.code).toBe(0);
+    expect(readFileSync(back, 'utf8')).toBe(script);
+  });
+
+  it("mailfront's log names each domain's pool", async () => {
+    const mark = mf.lines.length;
+    for (const u of users) {
+      const p = await tlsProbe(ports.imaps, u.name, caPem);
+      const line = await connLine(p.localPort, mark);
+      expect(line).toMatchObject({ listener: 'imaps', sni: u.name, pool: u === alice ? 'cyrus-imap' : 'dovecot-imap' });
+    }
+  });
+});
+
+describe("Dovecot reads mailfront's PROXY v2 TLVs", () => {
+  it('logs the real client (rip, rport = the client\'s own port, lport = mailfront\'s listener) and the session as secured', async () => {
+    const from = dovecot.log().length;
+    const s = await openTls(ports.imaps, carol.name, caPem);
+    const clientPort = s.socket.localPort!;
+    try {
+      const greeting = await s.waitFor(/^\* OK (.*)\r\n/m, 5000);
+      // Secured: the plaintext mechanisms are offered, LOGINDISABLED is not.
+      expect(greeting[1]).toContain('AUTH=PLAIN');
+      expect(greeting[1]).not.toContain('LOGINDISABLED');
+      s.send('a AUTHENTICATE PLAIN ' + Buffer.from(`\0${carol.user}\0${carol.password}`).toString('base64'));
+      await s.waitFor(/^a OK .*\r\n/m, 5000);
+      s.send('b LOGOUT');
+      await s.waitFor(/^b OK .*\r\n/m, 5000);
+    } finally {
+      s.close();
+    }
+    const login = await dovecot.waitForLog(/imap-login: Info: Login: user=<carol@example\.org>/, 5000, from);
+    expect(login).toContain(`rip=127.0.0.1, rport=${clientPort}, lip=127.0.0.1, lport=${ports.imaps},`);
+    expect(login).toMatch(/, method=PLAIN, /);
+    expect(login).toMatch(/, secured, /);
+    // mailfront's own line ties the same client port to the Dovecot pool.
+    const line = await connLine(clientPort, 0);
+    expect(line).toMatchObject({ pool: 'dovecot-imap', backend: `127.0.0.1:${dovecot.imapPort}` });
+    // And it kept Dovecot's default: plaintext logins need a secured connection.
+    expect(readFileSync(path.join(dovecot.dir, 'dovecot.conf'), 'utf8')).toMatch(/^disable_plaintext_auth = yes$/m);
+  });
+
+  it('ManageSieve and POP3 logins through mailfront are secured too, with their client ports', async () => {
+    const from = dovecot.log().length;
+    const list = await sieveConnect(ports.sieve, carol.user, carol.password, ['--list'], ['--tlshostname', carol.name, '--tlscafile', caFile]);
+    expect(list.code).toBe(0);
+    const sieveLogin = await dovecot.waitForLog(/managesieve-login: Info: Login: user=<carol@example\.org>/, 5000, from);
+    expect(sieveLogin).toMatch(new RegExp(`rip=127\\.0\\.0\\.1, rport=\\d+, lip=127\\.0\\.0\\.1, lport=${ports.sieve},.* secured, `));
+    const r = await run('python3', [path.join(CLIENTS_DIR, 'pop3_client.py'), '--tls', '--port', String(ports.pop3s), '--cafile', caFile,
+      '--servername', carol.name, '--user', carol.user, '--password', carol.password]);
+    expect(JSON.parse(r.stdout).error).toBeUndefined();
+    const popLogin = await dovecot.waitForLog(/pop3-login: Info: Login: user=<carol@example\.org>/, 5000, from);
+    expect(popLogin).toMatch(new RegExp(`lport=${ports.pop3s},.* secured, `));
+  });
+
+  it('the control: plain v2 (addresses only) to the same Dovecot is not secured, and the plaintext login is refused', async () => {
+    const from = dovecot.log().length;
+    const s = await openTls(ports.imapsV2, carol.name, caPem);
+    const clientPort = s.socket.localPort!;
+    try {
+      const greeting = await s.waitFor(/^\* OK (.*)\r\n/m, 5000);
+      expect(greeting[1]).toContain('LOGINDISABLED');
+      s.send(`a LOGIN ${carol.user} ${carol.password}`);
+      const no = await s.waitFor(/^a NO (.*)\r\n/m, 5000);
+      expect(no[1]).toMatch(/^\[PRIVACYREQUIRED\] Plaintext authentication disallowed/);
+      s.send('b LOGOUT');
+      await s.waitFor(/^b OK .*\r\n/m, 5000);
+    } finally {
+      s.close();
+    }
+    const gone = await dovecot.waitForLog(new RegExp(`imap-login: Info: .*rport=${clientPort},`), 5000, from);
+    expect(gone).not.toMatch(/, secured,/);
+    expect(gone).toMatch(/auth failed|disallowed plaintext auth/);
+    expect(dovecot.log().slice(from)).not.toMatch(/imap-login: Info: Login: user=<carol/);
+  });
+});
