@@ -10,7 +10,7 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENTS_DIR, type CyrusInstance, imapClient, sieveConnect, startCyrus } from '../helpers/cyrus.js';
+import { CLIENTS_DIR, type CyrusInstance, DEFAULT_USERS, imapClient, sieveConnect, startCyrus } from '../helpers/cyrus.js';
 import { type DovecotInstance, startDovecot } from '../helpers/dovecot.js';
 import { issue, makeCA, makeLetsEncryptTree } from '../helpers/pki.js';
 import {
@@ -20,6 +20,7 @@ import {
   type Mailfront,
   openTls,
   run,
+  runCli,
   sClient,
   startMailfront,
   tlsProbe,
@@ -32,14 +33,18 @@ let mf: Mailfront;
 let caFile: string;
 let caPem: string;
 const fp: Record<string, string> = {};
-let ports: { imaps: number; imap: number; pop3s: number; pop3: number; sieve: number; imapsV2: number };
+let ports: { imaps: number; imap: number; pop3s: number; pop3: number; sieve: number; imapsV2: number; metrics: number };
 
 const alice = { user: 'alice@example.com', password: 'secret', name: 'mail.example.com', server: /Cyrus IMAP 3\.6/ };
 const carol = { user: 'carol@example.org', password: 'secret', name: 'mail.example.org', server: /Dovecot ready/ };
 const users = [alice, carol];
 
-/** The route that moves example.org to Dovecot: what docs/migrating-dovecot-to-cyrus.md shows, reversed. */
-function config(): string {
+/**
+ * The configuration of docs/migrating-dovecot-to-cyrus.md: Cyrus by default,
+ * example.org still on Dovecot by a route; cutOver() is the same file without
+ * that route (the step the guide describes).
+ */
+function config(cutOver = false): string {
   return `certificates:
   letsencrypt: [${path.join(tmp, 'le')}]
   default: mail.example.com
@@ -58,11 +63,11 @@ backends:
   dovecot-pop3: {servers: ["127.0.0.1:${dovecot.pop3Port}"], proxy_protocol: v2-ssl}
   dovecot-sieve: {servers: ["127.0.0.1:${dovecot.sievePort}"], proxy_protocol: v2-ssl}
   dovecot-imap-v2: {servers: ["127.0.0.1:${dovecot.imapPort}"], proxy_protocol: v2}
-routes:
+${cutOver ? '' : `routes:
   - sni: mail.example.org
     backends: {imaps: dovecot-imap, imap: dovecot-imap, pop3s: dovecot-pop3, pop3: dovecot-pop3, sieve: dovecot-sieve, imaps-v2: dovecot-imap-v2}
-workers: 2
-metrics: false
+`}workers: 2
+metrics: {listen: "127.0.0.1:${ports.metrics}"}
 log: {level: info}
 `;
 }
@@ -77,9 +82,10 @@ beforeAll(async () => {
   makeLetsEncryptTree(path.join(tmp, 'le'), { 'mail.example.com': com, 'mail.example.org': org });
   fp[alice.name] = fingerprint(com.certPem);
   fp[carol.name] = fingerprint(org.certPem);
-  [cyrus, dovecot] = await Promise.all([startCyrus(), startDovecot()]);
-  const [imaps, imap, pop3s, pop3, sieve, imapsV2] = (await freePorts(6)) as [number, number, number, number, number, number];
-  ports = { imaps, imap, pop3s, pop3, sieve, imapsV2 };
+  // carol also has a (migrated, empty) Cyrus account: the cut-over test moves her there.
+  [cyrus, dovecot] = await Promise.all([startCyrus({ users: [...DEFAULT_USERS, { user: carol.user, password: carol.password }] }), startDovecot()]);
+  const [imaps, imap, pop3s, pop3, sieve, imapsV2, metrics] = (await freePorts(7)) as [number, number, number, number, number, number, number];
+  ports = { imaps, imap, pop3s, pop3, sieve, imapsV2, metrics };
   mf = await startMailfront(config());
 }, 180_000);
 
@@ -237,5 +243,77 @@ describe("Dovecot reads mailfront's PROXY v2 TLVs", () => {
     expect(gone).not.toMatch(/, secured,/);
     expect(gone).toMatch(/auth failed|disallowed plaintext auth/);
     expect(dovecot.log().slice(from)).not.toMatch(/imap-login: Info: Login: user=<carol/);
+  });
+});
+
+/** The metric lines whose name starts with <prefix> (what `curl ... | grep` shows). */
+async function metricLines(prefix: string): Promise<string[]> {
+  const r = await run('curl', ['-sS', '--max-time', '5', `http://127.0.0.1:${ports.metrics}/metrics`]);
+  expect(r.code).toBe(0);
+  return r.stdout.split('\n').filter((l) => l.startsWith(prefix));
+}
+
+const connectCount = async (pool: string) => {
+  const line = (await metricLines('mailfront_backend_connect_duration_seconds_count')).find((l) => l.includes(`pool="${pool}"`));
+  return line ? Number(line.split(' ').pop()) : 0;
+};
+
+// Last in this file: it moves example.org to Cyrus.
+describe('cutting example.org over to Cyrus (docs/migrating-dovecot-to-cyrus.md)', () => {
+  it('moves the sieve scripts, drops the route, SIGHUP: new sessions reach Cyrus, a session already open stays on Dovecot', async () => {
+    const tlsArgs = ['--tlshostname', carol.name, '--tlscafile', caFile];
+    // 1. Before: carol's scripts, downloaded through mailfront (still Dovecot's).
+    const listed = await sieveConnect(ports.sieve, carol.user, carol.password, ['--list'], tlsArgs);
+    expect(listed.code).toBe(0);
+    const active = /^"([^"]+)" ACTIVE$/m.exec(listed.stdout)?.[1];
+    expect(active).toBe('mf-example-org');
+    const saved = path.join(tmp, 'carol-saved.sieve');
+    const down = await sieveConnect(ports.sieve, carol.user, carol.password, ['--download', '--remotesieve', active!, '--localsieve', saved], tlsArgs);
+    expect(down.code).toBe(0);
+
+    // 2. A session that started before the cut-over.
+    const old = await openTls(ports.imaps, carol.name, caPem);
+    const oldPort = old.socket.localPort!;
+    await old.waitFor(/^\* OK .*Dovecot ready.*\r\n/m, 5000);
+    old.send(`a LOGIN ${carol.user} ${carol.password}`);
+    await old.waitFor(/^a OK .*\r\n/m, 5000);
+    const cyrusBefore = await connectCount('cyrus-imap');
+    const dovecotBefore = await connectCount('dovecot-imap');
+
+    // 3. The route goes, `mailfront check`, then SIGHUP (systemctl reload mailfront).
+    mf.writeConfig(config(true));
+    const check = await runCli(['check', '--config', mf.configPath]);
+    expect(check.code, check.stderr).toBe(0);
+    const mark = mf.lines.length;
+    mf.signal('SIGHUP');
+    await mf.waitForLog((l) => l.msg === 'reloaded', 10_000, mark);
+    expect(await metricLines('mailfront_last_reload_successful')).toEqual(['mailfront_last_reload_successful 1']);
+
+    // 4. A new session for carol reaches Cyrus, with the same certificate.
+    const p = await tlsProbe(ports.imaps, carol.name, caPem);
+    expect(p.fingerprint256).toBe(fp[carol.name]);
+    expect(p.data).toMatch(/Cyrus IMAP 3\.6/);
+    expect((await connLine(p.localPort, mark)).pool).toBe('cyrus-imap');
+    const r = await imapClient(imapsArgs(carol));
+    expect(r.greeting).toMatch(/Cyrus IMAP/);
+    expect(r.login).toBe('OK');
+    expect(await connectCount('cyrus-imap')).toBeGreaterThanOrEqual(cyrusBefore + 2);
+    expect(await connectCount('dovecot-imap')).toBe(dovecotBefore);
+
+    // 5. The old session still talks to Dovecot, and its log line says so when it ends.
+    old.send('b SELECT INBOX');
+    await old.waitFor(/^b OK .*\r\n/m, 5000);
+    old.send('c LOGOUT');
+    await old.waitFor(/^c OK .*\r\n/m, 5000);
+    old.close();
+    expect(await connLine(oldPort, 0)).toMatchObject({ pool: 'dovecot-imap', sni: carol.name });
+
+    // 6. The scripts go up through mailfront again, now to Cyrus, and the saved one is active there.
+    const up = await sieveConnect(ports.sieve, carol.user, carol.password, ['--upload', '--localsieve', saved, '--remotesieve', active!], tlsArgs);
+    expect(up.code, up.stderr).toBe(0);
+    const act = await sieveConnect(ports.sieve, carol.user, carol.password, ['--activate', '--remotesieve', active!], tlsArgs);
+    expect(act.code, act.stderr).toBe(0);
+    const onCyrus = await sieveConnect(cyrus.sievePort, carol.user, carol.password, ['--list']);
+    expect(onCyrus.stdout.trim().split('\n')).toContain(`"${active}" ACTIVE`);
   });
 });
