@@ -14,6 +14,7 @@ Usage:
   mailfront run   --config FILE   serve (SIGHUP reloads certificates, SIGTERM drains and stops)
   mailfront check --config FILE   validate the configuration and every certificate; exit 0 when all is well
   mailfront demo                  a local Cyrus IMAP with two demo domains behind mailfront (as root)
+  mailfront demo --with-dovecot   and a third domain on a local Dovecot 2.3, routed by SNI (fetches Debian's packages once)
   mailfront --version | --help
 
 Default config: /etc/mailfront/mailfront.yaml`;
@@ -65,6 +66,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       version: { type: 'boolean', short: 'V' },
       help: { type: 'boolean', short: 'h' },
+      'with-dovecot': { type: 'boolean' },
     },
   });
   if (values.version) {
@@ -85,7 +87,7 @@ async function main(argv: string[]): Promise<number> {
       return check(configPath);
     case 'demo': {
       const { runDemo } = await import('./demo.js');
-      await runDemo();
+      await runDemo({ withDovecot: values['with-dovecot'] === true });
       return -1;
     }
     default:

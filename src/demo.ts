@@ -1,6 +1,8 @@
 // `mailfront demo`: a real Cyrus IMAP for two demo domains behind mailfront,
 // on loopback, with a throwaway CA; shows what each domain's clients get and
 // the commands to try, runs until Ctrl-C, then cleans up after itself.
+// --with-dovecot adds example.org on a real Dovecot 2.3 (test/e2e/dovecot.sh),
+// routed by SNI with PROXY v2-ssl: a migration in progress, on one machine.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,6 +14,8 @@ import { Service } from './service.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CYRUS_SCRIPT = path.join(root, 'test', 'e2e', 'cyrus.sh');
+const DOVECOT_SCRIPT = path.join(root, 'test', 'e2e', 'dovecot.sh');
+const DOVECOT_BASE = 21500;
 const DIR = '/tmp/mailfront-demo';
 const CYRUS_BASE = 21100;
 const PORTS = { imaps: 10993, imap: 10143, pop3s: 10995, sieve: 10190, metrics: 19187 };
@@ -19,8 +23,20 @@ const DOMAINS = [
   { domain: 'example.com', name: 'mail.example.com', user: 'alice@example.com' },
   { domain: 'example.net', name: 'imap.example.net', user: 'bob@example.net' },
 ];
+const DOVECOT_DOMAIN = { domain: 'example.org', name: 'mail.example.org', user: 'carol@example.org' };
 
-function configYaml(le: string, cyrusDir: string): string {
+/** example.org still on Dovecot: the route docs/migrating-dovecot-to-cyrus.md removes at the cut-over. */
+function dovecotYaml(): string {
+  return `  dovecot-imap: {servers: ["127.0.0.1:${DOVECOT_BASE}"], proxy_protocol: v2-ssl}
+  dovecot-pop3: {servers: ["127.0.0.1:${DOVECOT_BASE + 1}"], proxy_protocol: v2-ssl}
+  dovecot-sieve: {servers: ["127.0.0.1:${DOVECOT_BASE + 2}"], proxy_protocol: v2-ssl}
+routes:
+  - sni: mail.example.org
+    backends: {imaps: dovecot-imap, imap: dovecot-imap, pop3s: dovecot-pop3, sieve: dovecot-sieve}
+`;
+}
+
+function configYaml(le: string, cyrusDir: string, withDovecot: boolean): string {
   return `# Written by mailfront demo
 certificates:
   letsencrypt: [${le}]
@@ -34,7 +50,7 @@ backends:
   cyrus-imap: {servers: ["127.0.0.1:${CYRUS_BASE}"]}
   cyrus-pop3: {servers: ["127.0.0.1:${CYRUS_BASE + 1}"]}
   cyrus-sieve: {servers: ["127.0.0.1:${CYRUS_BASE + 2}"]}
-workers: 2
+${withDovecot ? dovecotYaml() : ''}workers: 2
 metrics: {listen: "127.0.0.1:${PORTS.metrics}"}
 log: {level: info}
 # Cyrus instance: ${cyrusDir}
@@ -59,11 +75,14 @@ function probe(name: string, ca: string): Promise<string> {
   });
 }
 
-export async function runDemo(): Promise<void> {
+export async function runDemo(opts: { withDovecot?: boolean } = {}): Promise<void> {
+  const withDovecot = opts.withDovecot === true;
   if (process.getuid?.() !== 0) throw new Error('the demo starts a Cyrus IMAP server and needs root');
   if (!existsSync('/usr/lib/cyrus/bin/master')) throw new Error('Cyrus is not installed: run `bash scripts/install-deps.sh` first');
   const cyrusDir = path.join(DIR, 'cyrus');
+  const dovecotDir = path.join(DIR, 'dovecot');
   spawnSync('bash', [CYRUS_SCRIPT, 'stop', cyrusDir], { stdio: 'ignore', timeout: 20_000 });
+  spawnSync('bash', [DOVECOT_SCRIPT, 'stop', dovecotDir], { stdio: 'ignore', timeout: 20_000 });
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
 
@@ -74,6 +93,7 @@ export async function runDemo(): Promise<void> {
     // Lineage folders named unlike their names: mailfront indexes by subjectAltName.
     'first-lineage': issue(ca, { names: ['mail.example.com', 'imap.example.com'], dir: path.join(DIR, 'issued', 'com') }),
     'second-lineage': issue(ca, { names: ['*.example.net', 'example.net'], dir: path.join(DIR, 'issued', 'net') }),
+    ...(withDovecot ? { 'third-lineage': issue(ca, { names: ['mail.example.org'], dir: path.join(DIR, 'issued', 'org') }) } : {}),
   });
   const caFile = path.join(DIR, 'ca.pem');
   writeFileSync(caFile, ca.rootPem);
@@ -82,11 +102,25 @@ export async function runDemo(): Promise<void> {
   execFileSync('bash', [CYRUS_SCRIPT, 'start', cyrusDir, String(CYRUS_BASE)], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
   const cleanup = () => {
     spawnSync('bash', [CYRUS_SCRIPT, 'stop', cyrusDir], { stdio: 'ignore', timeout: 20_000 });
+    if (withDovecot) spawnSync('bash', [DOVECOT_SCRIPT, 'stop', dovecotDir], { stdio: 'ignore', timeout: 20_000 });
     rmSync(DIR, { recursive: true, force: true });
   };
+  if (withDovecot) {
+    console.log(`mailfront demo: starting Dovecot 2.3 on 127.0.0.1:${DOVECOT_BASE}-${DOVECOT_BASE + 4} (the first time fetches Debian's packages)...`);
+    try {
+      execFileSync('bash', [DOVECOT_SCRIPT, 'start', dovecotDir, String(DOVECOT_BASE)], {
+        stdio: ['ignore', 'ignore', 'inherit'],
+        timeout: 180_000,
+        env: { ...process.env, DOVECOT_USERS: `${DOVECOT_DOMAIN.user}:secret` },
+      });
+    } catch (err) {
+      cleanup();
+      throw err;
+    }
+  }
 
   const configPath = path.join(DIR, 'mailfront.yaml');
-  writeFileSync(configPath, configYaml(le, cyrusDir));
+  writeFileSync(configPath, configYaml(le, cyrusDir, withDovecot));
   const logFile = path.join(DIR, 'mailfront.log');
   const logger = createLogger({ level: 'info', destination: (await import('pino')).pino.destination({ dest: logFile, sync: true }) });
   let service: Service;
@@ -99,7 +133,13 @@ export async function runDemo(): Promise<void> {
   }
 
   console.log('\nWhat each domain\'s IMAPS clients see through mailfront (one port, two certificates):');
-  for (const d of DOMAINS) console.log(await probe(d.name, ca.rootPem));
+  for (const d of withDovecot ? [...DOMAINS, DOVECOT_DOMAIN] : DOMAINS) console.log(await probe(d.name, ca.rootPem));
+  const dovecotHelp = withDovecot
+    ? `
+  # example.org is on Dovecot (carol@example.org / secret), which logs the real client and "secured":
+  sieve-connect --nosrv -s 127.0.0.1 -p ${PORTS.sieve} --tlshostname mail.example.org --tlscafile ${caFile} -u carol@example.org -m PLAIN -l
+  grep 'Login:' ${path.join(dovecotDir, 'log', 'dovecot.log')}`
+    : '';
   console.log(`
 Try it (password "secret" for both users; logs: tail -f ${logFile}):
   curl -s --cacert ${caFile} --connect-to mail.example.com:${PORTS.imaps}:127.0.0.1:${PORTS.imaps} \\
@@ -109,7 +149,7 @@ Try it (password "secret" for both users; logs: tail -f ${logFile}):
   openssl s_client -connect 127.0.0.1:${PORTS.imap} -starttls imap -servername imap.example.net -verify_hostname imap.example.net -CAfile ${caFile} -brief
   sieve-connect --nosrv -s 127.0.0.1 -p ${PORTS.sieve} --tlshostname mail.example.com --tlscafile ${caFile} -u alice@example.com -m PLAIN -l
   curl -s http://127.0.0.1:${PORTS.metrics}/metrics | grep ^mailfront_
-  kill -HUP ${process.pid}    # reload certificates
+  kill -HUP ${process.pid}    # reload certificates${dovecotHelp}
 
 mailfront demo is running (pid ${process.pid}); Ctrl-C stops it and removes ${DIR}.`);
 

@@ -307,6 +307,13 @@ describe('cutting example.org over to Cyrus (docs/migrating-dovecot-to-cyrus.md)
     await old.waitFor(/^c OK .*\r\n/m, 5000);
     old.close();
     expect(await connLine(oldPort, 0)).toMatchObject({ pool: 'dovecot-imap', sni: carol.name });
+    // The guide's check over the log since the reload: new sessions on Cyrus, the old one on Dovecot.
+    const since = path.join(tmp, 'since-reload.log');
+    writeFileSync(since, mf.lines.slice(mark).map((l) => JSON.stringify(l)).join('\n') + '\n');
+    const pools = await run('bash', ['-c', `grep '"sni":"mail.example.org"' ${since} | grep -o '"pool":"[^"]*"' | sort | uniq -c`]);
+    const counts = Object.fromEntries(pools.stdout.trim().split('\n').map((l) => /(\d+) "pool":"([^"]+)"/.exec(l)!).map((m) => [m[2]!, Number(m[1])]));
+    expect(counts['dovecot-imap']).toBe(1);
+    expect(counts['cyrus-imap']).toBeGreaterThanOrEqual(2);
 
     // 6. The scripts go up through mailfront again, now to Cyrus, and the saved one is active there.
     const up = await sieveConnect(ports.sieve, carol.user, carol.password, ['--upload', '--localsieve', saved, '--remotesieve', active!], tlsArgs);
