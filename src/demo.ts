@@ -86,7 +86,7 @@ export async function runDemo(opts: { withDovecot?: boolean } = {}): Promise<voi
   rmSync(DIR, { recursive: true, force: true });
   mkdirSync(DIR, { recursive: true });
 
-  console.log('mailfront demo: making a throwaway CA and certificates for two domains...');
+  console.log(`mailfront demo: making a throwaway CA and certificates for ${withDovecot ? 'three' : 'two'} domains...`);
   const ca = makeCA(path.join(DIR, 'ca'), { name: 'mailfront demo' });
   const le = path.join(DIR, 'letsencrypt');
   makeLetsEncryptTree(le, {
@@ -99,7 +99,12 @@ export async function runDemo(opts: { withDovecot?: boolean } = {}): Promise<voi
   writeFileSync(caFile, ca.rootPem);
 
   console.log(`mailfront demo: starting Cyrus IMAP on 127.0.0.1:${CYRUS_BASE}-${CYRUS_BASE + 3} (takes a few seconds)...`);
-  execFileSync('bash', [CYRUS_SCRIPT, 'start', cyrusDir, String(CYRUS_BASE)], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
+  try {
+    execFileSync('bash', [CYRUS_SCRIPT, 'start', cyrusDir, String(CYRUS_BASE)], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
+  } catch (err) {
+    rmSync(DIR, { recursive: true, force: true });
+    throw err;
+  }
   const cleanup = () => {
     spawnSync('bash', [CYRUS_SCRIPT, 'stop', cyrusDir], { stdio: 'ignore', timeout: 20_000 });
     if (withDovecot) spawnSync('bash', [DOVECOT_SCRIPT, 'stop', dovecotDir], { stdio: 'ignore', timeout: 20_000 });
@@ -132,7 +137,7 @@ export async function runDemo(opts: { withDovecot?: boolean } = {}): Promise<voi
     throw err;
   }
 
-  console.log('\nWhat each domain\'s IMAPS clients see through mailfront (one port, two certificates):');
+  console.log(`\nWhat each domain's IMAPS clients see through mailfront (one port, ${withDovecot ? 'three' : 'two'} certificates):`);
   for (const d of withDovecot ? [...DOMAINS, DOVECOT_DOMAIN] : DOMAINS) console.log(await probe(d.name, ca.rootPem));
   const dovecotHelp = withDovecot
     ? `
@@ -141,7 +146,7 @@ export async function runDemo(opts: { withDovecot?: boolean } = {}): Promise<voi
   grep 'Login:' ${path.join(dovecotDir, 'log', 'dovecot.log')}`
     : '';
   console.log(`
-Try it (password "secret" for both users; logs: tail -f ${logFile}):
+Try it (password "secret" for every user; logs: tail -f ${logFile}):
   curl -s --cacert ${caFile} --connect-to mail.example.com:${PORTS.imaps}:127.0.0.1:${PORTS.imaps} \\
        -u alice@example.com:secret 'imaps://mail.example.com:${PORTS.imaps}/INBOX'
   openssl s_client -connect 127.0.0.1:${PORTS.imaps} -servername imap.example.net -verify_hostname imap.example.net -CAfile ${caFile} -brief

@@ -83,7 +83,12 @@ beforeAll(async () => {
   fp[alice.name] = fingerprint(com.certPem);
   fp[carol.name] = fingerprint(org.certPem);
   // carol also has a (migrated, empty) Cyrus account: the cut-over test moves her there.
-  [cyrus, dovecot] = await Promise.all([startCyrus({ users: [...DEFAULT_USERS, { user: carol.user, password: carol.password }] }), startDovecot()]);
+  // Both assigned even when one fails, so afterAll stops the other.
+  const [c, d] = await Promise.allSettled([startCyrus({ users: [...DEFAULT_USERS, { user: carol.user, password: carol.password }] }), startDovecot()]);
+  if (c.status === 'fulfilled') cyrus = c.value;
+  if (d.status === 'fulfilled') dovecot = d.value;
+  if (c.status === 'rejected') throw c.reason;
+  if (d.status === 'rejected') throw d.reason;
   const [imaps, imap, pop3s, pop3, sieve, imapsV2, metrics] = (await freePorts(7)) as [number, number, number, number, number, number, number];
   ports = { imaps, imap, pop3s, pop3, sieve, imapsV2, metrics };
   mf = await startMailfront(config());
