@@ -440,7 +440,9 @@ void Conn::connected() {
     // connected() runs after the handshake (an early connect waits for it): the TLS facts are final.
     const char* version = ssl_ ? SSL_get_version(ssl_) : nullptr;
     const char* cipher = ssl_ ? SSL_get_cipher_name(ssl_) : nullptr;
-    ProxyTls tls{version ? version : "", cipher ? cipher : "", sni_ == "(invalid)" ? "" : sni_};
+    // string_views of sni_ itself: a ternary with a std::string branch would make a temporary.
+    std::string_view sni = sni_ == "(invalid)" ? std::string_view() : std::string_view(sni_);
+    ProxyTls tls{version ? version : "", cipher ? cipher : "", sni};
     std::string h = proxy_header(b.proxy_header, peer_, reached, &tls);
     c2b_.append(h.data(), uint32_t(h.size()), w_.pool);
   }
