@@ -2,7 +2,7 @@
 // validation and defaults live in TypeScript (src/config, src/snapshot.ts).
 #include <napi.h>
 #include <openssl/crypto.h>
-#include <openssl/sha.h>
+#include <openssl/evp.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -150,11 +150,14 @@ std::mutex ctx_cache_mu;
 std::unordered_map<std::string, SslCtxPtr> ctx_cache;
 
 std::string ctx_digest(const TlsPolicy& policy, const std::vector<PemPair>& pairs) {
-  std::string in;
+  // Hashed piece by piece: no concatenated copy of the key PEMs to wipe afterwards.
+  static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(md.get(), sha256, nullptr);
   auto add = [&](const std::string& v) {
-    in += std::to_string(v.size());
-    in += ':';
-    in += v;
+    std::string len = std::to_string(v.size()) + ':';
+    EVP_DigestUpdate(md.get(), len.data(), len.size());
+    EVP_DigestUpdate(md.get(), v.data(), v.size());
   };
   add(std::to_string(policy.min_version));
   add(policy.ciphers);
@@ -164,10 +167,10 @@ std::string ctx_digest(const TlsPolicy& policy, const std::vector<PemPair>& pair
     add(p.chain_pem);
     add(p.key_pem);
   }
-  unsigned char md[SHA256_DIGEST_LENGTH];
-  SHA256(reinterpret_cast<const unsigned char*>(in.data()), in.size(), md);
-  OPENSSL_cleanse(in.data(), in.size());  // held key material
-  return std::string(reinterpret_cast<char*>(md), sizeof md);
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  EVP_DigestFinal_ex(md.get(), out, &n);
+  return std::string(reinterpret_cast<char*>(out), n);
 }
 
 SslCtxPtr reuse_ctx(const std::string& digest) {
@@ -202,19 +205,26 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
   policy.ciphersuites = str(tls, "ciphersuites");
   // No silent default here: the control plane decides the groups from this library (tlsGroupKnown).
   policy.groups = str(tls, "groups");
-  if (policy.groups.empty()) { err = "tls.groups: missing"; return nullptr; }
 
+  // The keys are copied, then every Buffer given is zeroed, whatever else this snapshot holds:
+  // from here on the only copies are the data plane's (wiped when dropped, TicketKey).
   keys.clear();
+  std::string key_err;
   Napi::Array tk = arr(tls, "ticketKeys");
   for (uint32_t i = 0; i < tk.Length(); i++) {
     Napi::Value v = tk.Get(i);
-    TicketKey k;
-    if (!v.IsBuffer() || !TicketKeys::parse(v.As<Napi::Buffer<unsigned char>>().Data(), v.As<Napi::Buffer<unsigned char>>().Length(), k)) {
-      err = "tls.ticketKeys[" + std::to_string(i) + "]: expected an 80-byte Buffer";
-      return nullptr;
+    if (!v.IsBuffer()) {
+      if (key_err.empty()) key_err = "tls.ticketKeys[" + std::to_string(i) + "]: expected an 80-byte Buffer";
+      continue;
     }
-    keys.push_back(k);
+    auto b = v.As<Napi::Buffer<unsigned char>>();
+    TicketKey k;
+    if (TicketKeys::parse(b.Data(), b.Length(), k)) keys.push_back(k);
+    else if (key_err.empty()) key_err = "tls.ticketKeys[" + std::to_string(i) + "]: expected an 80-byte Buffer";
+    OPENSSL_cleanse(b.Data(), b.Length());
   }
+  if (!key_err.empty()) { err = key_err; return nullptr; }
+  if (policy.groups.empty()) { err = "tls.groups: missing"; return nullptr; }
 
   Napi::Array contexts = arr(js, "contexts");
   if (contexts.Length() == 0) { err = "no certificate context"; return nullptr; }
@@ -393,7 +403,10 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
       Napi::Error::New(env, "snapshot refused: the listeners cannot change while running").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    TicketKeys::set(std::move(keys));
+    if (!TicketKeys::set(std::move(keys))) {
+      Napi::Error::New(env, "snapshot refused: no session-ticket key could be made (the random generator failed)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     engine_->apply(std::move(snap));
     return env.Undefined();
   }

@@ -36,12 +36,10 @@ std::shared_ptr<const KeySet> current() {
   return g_keys;
 }
 
-TicketKey random_key() {
-  TicketKey k;
-  RAND_bytes(k.name.data(), int(k.name.size()));
-  RAND_bytes(k.hmac.data(), int(k.hmac.size()));
-  RAND_bytes(k.aes.data(), int(k.aes.size()));
-  return k;
+// Fails closed: a key the random generator could not fill is never used.
+bool random_key(TicketKey& k) {
+  return RAND_bytes(k.name.data(), int(k.name.size())) == 1 && RAND_bytes(k.hmac.data(), int(k.hmac.size())) == 1 &&
+         RAND_bytes(k.aes.data(), int(k.aes.size())) == 1;
 }
 
 int ticket_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
@@ -74,18 +72,24 @@ int ticket_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CT
 
 }  // namespace
 
-void TicketKeys::set(std::vector<TicketKey> keys) {
+bool TicketKeys::set(std::vector<TicketKey> keys) {
   auto next = std::make_shared<KeySet>();
   next->own = keys.empty();
-  next->keys = next->own ? std::vector<TicketKey>{random_key()} : std::move(keys);
-  {
-    std::lock_guard lk(g_mu);
-    // Own keys survive a snapshot swap: dropping them would force full handshakes.
-    if (next->own && g_keys && g_keys->own) return;
+  if (next->own) {
+    {
+      std::lock_guard lk(g_mu);
+      // Own keys survive a snapshot swap: dropping them would force full handshakes.
+      if (g_keys && g_keys->own) return true;
+    }
+    next->keys.resize(1);
+    if (!random_key(next->keys[0])) return false;
+  } else {
+    next->keys = std::move(keys);
   }
   next->made_ms = 0;
   std::lock_guard lk(g_mu);
   g_keys = std::move(next);
+  return true;
 }
 
 void TicketKeys::rotate_if_due(int64_t now_ms) {
@@ -100,7 +104,8 @@ void TicketKeys::rotate_if_due(int64_t now_ms) {
   if (now_ms - g_keys->made_ms < kRotateMs) return;
   auto next = std::make_shared<KeySet>();
   next->made_ms = now_ms;
-  next->keys.push_back(random_key());
+  next->keys.resize(1);
+  if (!random_key(next->keys[0])) return;  // the current keys go on; tried again on the next tick
   for (size_t i = 0; i < g_keys->keys.size() && next->keys.size() < kKeep; i++) next->keys.push_back(g_keys->keys[i]);
   g_keys = std::move(next);
 }

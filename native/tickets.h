@@ -1,6 +1,7 @@
 // Session-ticket keys shared by every SSL_CTX of the process, so a ticket issued
 // under one certificate context (or one snapshot) resumes under the next.
 #pragma once
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <array>
@@ -15,13 +16,24 @@ struct TicketKey {
   std::array<unsigned char, 16> name;
   std::array<unsigned char, 32> hmac;
   std::array<unsigned char, 32> aes;
+
+  TicketKey() = default;
+  TicketKey(const TicketKey&) = default;
+  TicketKey& operator=(const TicketKey&) = default;
+  // Every copy (a vector growing, a key set copied on rotation) is wiped when it goes.
+  ~TicketKey() {
+    OPENSSL_cleanse(name.data(), name.size());
+    OPENSSL_cleanse(hmac.data(), hmac.size());
+    OPENSSL_cleanse(aes.data(), aes.size());
+  }
 };
 
 class TicketKeys {
  public:
   // Newest first: the first key encrypts, every key decrypts.
   // Empty <keys>: keys are made here and rotated by rotate_if_due().
-  static void set(std::vector<TicketKey> keys);
+  // False (nothing changed) when a key was to be made and the random generator failed.
+  static bool set(std::vector<TicketKey> keys);
   // Any thread. Makes a new key every <period_s> when the keys are our own.
   static void rotate_if_due(int64_t now_ms);
   static void install(SSL_CTX* ctx);

@@ -1,8 +1,10 @@
 // SSL_CTX construction with mailfront's policy, and the SNI / ALPN callbacks.
 #pragma once
+#include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "util.h"
@@ -19,6 +21,14 @@ struct TlsPolicy {
 struct PemPair {
   std::string chain_pem;
   std::string key_pem;
+
+  PemPair(std::string chain, std::string key) : chain_pem(std::move(chain)), key_pem(std::move(key)) {}
+  PemPair(PemPair&&) = default;
+  PemPair& operator=(PemPair&&) = default;
+  PemPair(const PemPair&) = default;
+  PemPair& operator=(const PemPair&) = default;
+  // The copy of the private key taken out of JS is wiped when it goes (OPENSSL_cleanse: not optimized out).
+  ~PemPair() { OPENSSL_cleanse(key_pem.data(), key_pem.size()); }
 };
 
 // A server context holding every pair (one per key type). Empty on failure, with <err> set;

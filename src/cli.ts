@@ -5,7 +5,7 @@ import { lookup } from './certs/index.js';
 import { exitCodes, MailfrontError } from './errors.js';
 import { createLogger } from './log.js';
 import { createProxy } from './native.js';
-import { prepare, Service, VERSION } from './service.js';
+import { applyGeneration, prepare, Service, VERSION } from './service.js';
 import { runtimeSupport, tlsLibrary } from './tls-library.js';
 
 const USAGE = `mailfront ${VERSION}: a TLS front door for mail servers (SNI certificates for IMAPS, POP3S, ManageSieve, IMAP and POP3 STARTTLS)
@@ -32,7 +32,7 @@ async function check(configPath: string): Promise<number> {
   const gen = await prepare(configPath, log);
   // OpenSSL itself must accept every pair and the cipher strings.
   const proxy = createProxy(1, () => {});
-  proxy.apply(gen.snapshot);
+  applyGeneration(proxy, gen);
   const out: string[] = [`configuration ${configPath}: ok`];
   const runtime = runtimeSupport(tlsLibrary());
   out.push(`runtime: ${runtime.summary}${runtime.problems.length ? ' (out of support)' : ''}; key exchange groups ${gen.config.tls.groups}`);

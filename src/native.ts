@@ -77,7 +77,10 @@ export interface NativeSnapshot {
     ciphersuites: string;
     /** Key-exchange groups, an OpenSSL group list ("X25519MLKEM768:X25519:P-256"); required. */
     groups: string;
-    /** Session-ticket keys, 80 bytes each (name 16, HMAC 32, AES 32); newest first. Empty: native makes and rotates its own. */
+    /**
+     * Session-ticket keys, 80 bytes each (name 16, HMAC 32, AES 32); newest first. Empty: native makes and rotates its own.
+     * apply() copies them and overwrites these Buffers with zeros (also when it refuses the snapshot): pass them once.
+     */
     ticketKeys: Buffer[];
   };
   backends: NativeBackend[];

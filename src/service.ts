@@ -27,10 +27,12 @@ export interface ServiceOptions {
 }
 
 /** Everything a snapshot is built from; reloads build a new one beside the old. */
-interface Generation {
+export interface Generation {
   config: Config;
   certs: CertStore;
   snapshot: NativeSnapshot;
+  /** For the ready/reloaded log lines (ticketKeyInfo): taken before apply() zeroes the keys. */
+  ticketKeys: Record<string, unknown>;
 }
 
 /**
@@ -56,8 +58,15 @@ export async function prepare(configPath: string, log: Logger, running?: Config)
   );
   const sieve = await probeSieveListeners(config, Math.min(config.timeouts.connectMs, 3000));
   for (const e of sieve.errors) child(log, 'sieve').warn({ err: e.message }, 'sieve backend not probed: using fallback capabilities');
-  const ticketKeys = config.tls.ticketKeys ? await readTicketKeys(config.tls.ticketKeys) : [];
-  return { config, certs, snapshot: buildSnapshot(config, certs, sieve.capabilities, ticketKeys), listenersKept };
+  const tk = config.tls.ticketKeys ? await readTicketKeys(config.tls.ticketKeys) : { keys: [] };
+  if (tk.warning) child(log, 'tls').warn({ path: config.tls.ticketKeys }, tk.warning);
+  return {
+    config,
+    certs,
+    snapshot: buildSnapshot(config, certs, sieve.capabilities, tk.keys),
+    ticketKeys: ticketKeyInfo(config.tls.ticketKeys, tk.keys),
+    listenersKept,
+  };
 }
 
 /**
@@ -76,12 +85,19 @@ function refuseLosingCertificates(current: CertStore, next: CertStore): void {
 }
 
 /**
- * Once applied, the PEM texts live in the data plane's SSL_CTXs: the control
- * plane keeps only what it reports on (names, paths, expiry), so private keys do
- * not sit in the JS heap for the life of the process.
+ * Hands <gen>'s snapshot to the data plane and returns what the control plane keeps of it.
+ * Once applied, the PEM texts live in the data plane's SSL_CTXs and the ticket keys in its key
+ * set: the control plane keeps only what it reports on (names, paths, expiry, the ticket key id),
+ * so no private or ticket key sits in the JS heap for the life of the process. apply() zeroes the
+ * ticket-key Buffers itself, also when it refuses the snapshot.
  */
-function withoutPem<G extends Generation>(gen: G): G {
-  return { ...gen, certs: { ...gen.certs, contexts: [] }, snapshot: { ...gen.snapshot, contexts: [] } };
+export function applyGeneration<G extends Generation>(proxy: NativeProxy, gen: G): G {
+  proxy.apply(gen.snapshot);
+  return {
+    ...gen,
+    certs: { ...gen.certs, contexts: [] },
+    snapshot: { ...gen.snapshot, contexts: [], tls: { ...gen.snapshot.tls, ticketKeys: [] } },
+  };
 }
 
 function sameListeners(a: Config, b: Config): boolean {
@@ -126,8 +142,9 @@ export class Service {
       logNativeEvents(child(this.log, 'conn'), events);
       for (const e of events) if (e.kind === 'connection' && e.record) this.metrics.observeConnection(e.record);
     });
+    let kept: Generation;
     try {
-      proxy.apply(gen.snapshot);
+      kept = applyGeneration(proxy, gen);
     } catch (err) {
       throw new MailfrontError('MF_NATIVE', (err as Error).message, { cause: err });
     }
@@ -142,7 +159,7 @@ export class Service {
       throw new MailfrontError('MF_LISTEN', (err as Error).message, { cause: err });
     }
     this.#proxy = proxy;
-    this.#current = withoutPem(gen);
+    this.#current = kept;
     this.metrics.setStatsSource(() => proxy.stats());
     this.#publishCertificates(gen.certs);
     this.metrics.reloaded('ok');
@@ -164,7 +181,7 @@ export class Service {
         workers: gen.config.workers,
         listeners: this.bound,
         metrics: this.#metricsServer?.address,
-        ...ticketKeyInfo(gen.config.tls.ticketKeys, gen.snapshot.tls.ticketKeys),
+        ...gen.ticketKeys,
       },
       'mailfront ready',
     );
@@ -196,8 +213,7 @@ export class Service {
       refuseLosingCertificates(current.certs, next.certs);
       if (next.listenersKept)
         log.warn('listeners or workers changed: restart mailfront to apply that part; the rest is applied now');
-      proxy.apply(next.snapshot);
-      this.#current = withoutPem(next);
+      this.#current = applyGeneration(proxy, next);
       this.log.level = next.config.log.level;
       this.#publishCertificates(next.certs);
       this.#startHealthChecks(next.config);
@@ -207,7 +223,7 @@ export class Service {
           why,
           ms: Date.now() - started,
           certificates: next.certs.certificates.length,
-          ...ticketKeyInfo(next.config.tls.ticketKeys, next.snapshot.tls.ticketKeys),
+          ...next.ticketKeys,
         },
         'reloaded',
       );

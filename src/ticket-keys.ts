@@ -2,36 +2,58 @@
 // (name 16, HMAC 32, AES 32), newest first; '#' starts a comment.
 // Make one with: openssl rand -base64 80 | tr -d '\n'
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { MailfrontError } from './errors.js';
 
 export const TICKET_KEY_BYTES = 80;
 
 export function parseTicketKeys(text: string, file: string): Buffer[] {
   const keys: Buffer[] = [];
+  const refuse = (message: string, key?: Buffer): never => {
+    for (const k of [...keys, ...(key ? [key] : [])]) k.fill(0);
+    throw new MailfrontError('MF_CONFIG_INVALID', message);
+  };
   text.split('\n').forEach((raw, i) => {
     const line = raw.replace(/#.*/, '').trim();
     if (!line) return;
     const key = Buffer.from(line, 'base64');
     if (!/^[A-Za-z0-9+/=]+$/.test(line) || key.length !== TICKET_KEY_BYTES)
-      throw new MailfrontError('MF_CONFIG_INVALID', `${file}:${i + 1}: a ticket key is base64 of ${TICKET_KEY_BYTES} bytes`);
+      refuse(`${file}:${i + 1}: a ticket key is base64 of ${TICKET_KEY_BYTES} bytes`, key);
     const same = keys.findIndex((k) => k.subarray(0, 16).equals(key.subarray(0, 16)));
     // Two keys with one name: only the first could ever decrypt; a copy-paste slip.
-    if (same >= 0) throw new MailfrontError('MF_CONFIG_INVALID', `${file}:${i + 1}: the same key name as key ${same + 1} of the file`);
+    if (same >= 0) refuse(`${file}:${i + 1}: the same key name as key ${same + 1} of the file`, key);
     keys.push(key);
   });
-  if (keys.length === 0) throw new MailfrontError('MF_CONFIG_INVALID', `${file}: no ticket key in the file`);
+  if (keys.length === 0) refuse(`${file}: no ticket key in the file`);
   return keys;
 }
 
-export async function readTicketKeys(file: string): Promise<Buffer[]> {
-  let text: string;
+export interface TicketKeyFile {
+  /** Newest first. Handed to apply(), which copies them into the data plane and zeroes these Buffers. */
+  keys: Buffer[];
+  /** Set when the file is readable by every user. */
+  warning?: string;
+}
+
+export async function readTicketKeys(file: string): Promise<TicketKeyFile> {
+  let raw: Buffer;
+  let mode: number;
   try {
-    text = await readFile(file, 'utf8');
+    raw = await readFile(file);
+    mode = (await stat(file)).mode;
   } catch (err) {
     throw new MailfrontError('MF_CONFIG_READ', `${file}: ${(err as Error).message}`, { cause: err });
   }
-  return parseTicketKeys(text, file);
+  try {
+    const keys = parseTicketKeys(raw.toString('utf8'), file);
+    // Whoever holds these keys can open every recorded session resumed under them, like a private key.
+    const warning = (mode & 0o004) !== 0
+      ? `${file} holds session-ticket keys and is readable by every user (mode ${(mode & 0o777).toString(8)}): chmod o-rwx`
+      : undefined;
+    return warning ? { keys, warning } : { keys };
+  } finally {
+    raw.fill(0); // the file's bytes; the keys were copied out (a JS string of the text cannot be wiped)
+  }
 }
 
 /**

@@ -101,7 +101,10 @@ export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
 
 export interface Running {
   proxy: NativeProxy;
+  /** The port of the first listener. */
   port: number;
+  /** One port per listener of the snapshot, in its order. */
+  ports: number[];
   events: NativeEvent[];
   records(): ConnectionRecord[];
   /** Wait for the n-th (1-based) connection record, bounded. */
@@ -113,14 +116,15 @@ export function startProxy(snapshot: NativeSnapshot, workers = 1): Running {
   const events: NativeEvent[] = [];
   const proxy = createProxy(workers, (batch) => events.push(...batch));
   proxy.apply(snapshot);
-  const l = snapshot.listeners[0]!;
-  const bound = proxy.start([{ name: l.name, protocol: l.protocol, addresses: ['127.0.0.1:0'] }]);
-  const port = Number(bound[0]!.addresses[0]!.split(':').pop());
+  const bound = proxy.start(snapshot.listeners.map((l) => ({ name: l.name, protocol: l.protocol, addresses: ['127.0.0.1:0'] })));
+  const ports = bound.map((b) => Number(b.addresses[0]!.split(':').pop()));
+  const port = ports[0]!;
   let stopped = false;
   const records = () => events.filter((e) => e.kind === 'connection').map((e) => e.record!);
   return {
     proxy,
     port,
+    ports,
     events,
     records,
     async waitRecords(n, ms = 5000) {
