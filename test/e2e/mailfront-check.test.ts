@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eConfig, e2ePorts, makeTwoDomainPki, runCli, type E2ePorts, type TwoDomainPki } from '../helpers/mailfront.js';
-import { issue, renewLineage } from '../helpers/pki.js';
+import { damagePrivateScalar, issue, renewLineage } from '../helpers/pki.js';
 import { defaultGroups, opensslShortVersion, runtimeSupport, tlsLibrary } from '../../src/tls-library.js';
 
 const tmp = mkdtempSync('/tmp/mf-e2e-check-');
@@ -109,5 +109,22 @@ describe('mailfront check', () => {
     const r = await runCli(['check', '--config', file]);
     expect(r.code).toBe(78);
     expect(r.stderr).toContain(path.join(broken.letsencrypt, 'live', broken.comLineage));
+  });
+
+  it('exits 78 and names the path when an EC key has a damaged private half (its public half still matches)', async () => {
+    const damaged = makeTwoDomainPki(path.join(tmp, 'damaged-pki'));
+    renewLineage(damaged.letsencrypt, damaged.netLineage, { ...damaged.net, keyPem: damagePrivateScalar(damaged.net.keyPem) }, 2);
+    const file = path.join(tmp, 'damaged.yaml');
+    writeFileSync(file, e2eConfig({ letsencrypt: damaged.letsencrypt, ports, a, b, extra: 'timeouts: {connect: 1s}\n' }));
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(78);
+    const live = path.join(damaged.letsencrypt, 'live', damaged.netLineage);
+    expect(r.stderr).toContain(
+      `${live}/fullchain.pem: the private key ${live}/privkey.pem does not work with the certificate ${live}/fullchain.pem: its public half matches, but a signature made with it does not verify`,
+    );
+    expect(r.stderr).not.toContain('PRIVATE KEY');
+    // Not served: its names fall to the default certificate.
+    expect(r.stdout).not.toContain('name *.example.net:');
+    expect(r.stdout).toContain(`name mail.example.com: exact -> ec ${path.join(damaged.letsencrypt, 'live', damaged.comLineage)}/fullchain.pem`);
   });
 });

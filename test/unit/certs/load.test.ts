@@ -1,10 +1,10 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, mkdirSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
-import { makeCA, issue, makeLetsEncryptTree, type CA, type Issued } from '../../helpers/pki.js';
+import { damagePrivateScalar, makeCA, issue, makeLetsEncryptTree, type CA, type Issued } from '../../helpers/pki.js';
 import { loadCertificates, lookup, type CertStore, type CertSources } from '../../../src/certs/index.js';
 import { MailfrontError } from '../../../src/errors.js';
 
@@ -233,6 +233,42 @@ describe('loadCertificates: edge cases', () => {
     const san = issue(ca, { names: ['san.example.org'], cn: 'cn.example.org', dir: path.join(tmp, 'issued', 'san') });
     const s2 = await loadCertificates(sources({ pairs: [{ cert: san.fullchainPath, key: san.keyPath }] }));
     expect(Object.keys(s2.exact)).toEqual(['san.example.org']);
+  });
+
+  it('skips a key whose private half was altered (public half kept), by path, in PKCS#8 and SEC1 form', async () => {
+    const dir = path.join(tmp, 'damaged');
+    mkdirSync(dir, { recursive: true });
+    const sec1 = (pem: string) => createPrivateKey(pem).export({ type: 'sec1', format: 'pem' }) as string;
+    const pkcs8Bad = path.join(dir, 'mail-pkcs8.key'); // read by fastEcKey (parse.ts)
+    const sec1Bad = path.join(dir, 'wild-sec1.key'); // read by createPrivateKey
+    const sec1Good = path.join(dir, 'pem-sec1.key');
+    writeFileSync(pkcs8Bad, damagePrivateScalar(c.mail!.keyPem));
+    writeFileSync(sec1Bad, damagePrivateScalar(sec1(c.wild!.keyPem)));
+    writeFileSync(sec1Good, sec1(c.pem!.keyPem));
+    // What the old check saw: the public halves still match.
+    for (const [cert, key] of [[c.mail!, pkcs8Bad], [c.wild!, sec1Bad]] as const) {
+      expect(new X509Certificate(cert.fullchainPem).checkPrivateKey(createPrivateKey(readFileSync(key)))).toBe(true);
+    }
+    const s = await loadCertificates(
+      sources({
+        pairs: [
+          { cert: c.mail!.fullchainPath, key: pkcs8Bad },
+          { cert: c.wild!.fullchainPath, key: sec1Bad },
+          { cert: c.pem!.fullchainPath, key: sec1Good },
+        ],
+      }),
+    );
+    expect(s.certificates.map((x) => x.path)).toEqual([c.pem!.fullchainPath]);
+    expect(lookup(s, 'mail.example.org').certificates.map((x) => x.path)).toEqual([c.pem!.fullchainPath]);
+    expect(lookup(s, 'x.example.net').match).toBe('default');
+    for (const [cert, key] of [[c.mail!.fullchainPath, pkcs8Bad], [c.wild!.fullchainPath, sec1Bad]]) {
+      expect(s.problems).toContainEqual({
+        level: 'error',
+        path: cert,
+        message: `the private key ${key} does not work with the certificate ${cert}: its public half matches, but a signature made with it does not verify (a damaged key?); skipped`,
+      });
+    }
+    noKeyMaterial(s.problems.map((p) => p.message), [c.mail!, c.wild!, c.pem!]);
   });
 
   it('reports a broken key file by path without its contents', async () => {
