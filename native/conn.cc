@@ -220,7 +220,7 @@ void Conn::step_pretls() {
 bool Conn::begin_tls() {
   SSL_CTX* initial = snap_->contexts[size_t(snap_->default_ctx)].get();
   ssl_ = SSL_new(initial);
-  if (!ssl_ || SSL_set_fd(ssl_, cfd_) != 1) {
+  if (!ssl_ || SSL_set_fd(ssl_, cfd_) != 1 || !bind_session_context(ssl_, policy().proto)) {
     close("internal_error", take_ssl_error());
     return false;
   }

@@ -147,6 +147,17 @@ std::string negotiated_group(SSL* ssl) {
   return name;
 }
 
+bool bind_session_context(SSL* ssl, Proto proto) {
+  // Unlike the contexts' own "mailfront", so SSL_set_SSL_CTX (SNI) leaves it in place.
+  std::string_view sid;
+  switch (family(proto)) {
+    case ProtoFamily::Imap: sid = "mailfront/imap"; break;
+    case ProtoFamily::Pop3: sid = "mailfront/pop3"; break;
+    case ProtoFamily::Sieve: sid = "mailfront/managesieve"; break;
+  }
+  return SSL_set_session_id_context(ssl, reinterpret_cast<const unsigned char*>(sid.data()), unsigned(sid.size())) == 1;
+}
+
 SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) { err = take_ssl_error(); return nullptr; }
@@ -174,6 +185,7 @@ SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& p
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(c, 1);
   SSL_CTX_set_timeout(c, 12 * 3600);
+  // Replaced per connection by its protocol's (bind_session_context); kept for any other SSL.
   static const unsigned char sid_ctx[] = "mailfront";
   SSL_CTX_set_session_id_context(c, sid_ctx, sizeof sid_ctx - 1);
   TicketKeys::install(c);

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "protocol.h"
 #include "util.h"
 
 namespace mf {
@@ -40,6 +41,12 @@ bool tls_group_known(const std::string& name);
 
 // The key-exchange group a finished handshake used ("X25519", "X25519MLKEM768"), or "".
 std::string negotiated_group(SSL* ssl);
+
+// One session-ID context per application protocol, set on each SSL before its handshake: OpenSSL
+// resumes a session (a ticket carries the context sealed inside) only under the same context, so a
+// ticket from an IMAP listener does not resume on a POP3 or ManageSieve one (ALPACA). IMAPS and
+// IMAP STARTTLS are one application protocol (ALPN "imap") and share theirs; so do POP3S and POP3.
+bool bind_session_context(SSL* ssl, Proto proto);
 
 // Defined with the connection (conn.cc): servername and ALPN callbacks, which
 // find their Conn through the SSL's app data.

@@ -1,11 +1,12 @@
 // Session tickets: the keys handed to apply() (copied into the data plane, the
-// Buffers zeroed, also when the snapshot is refused).
+// Buffers zeroed, also when the snapshot is refused), and tickets bound to the
+// application protocol of the listener that issued them (ALPACA).
 import { randomBytes } from 'node:crypto';
-import type tls from 'node:tls';
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createProxy } from '../../src/native.js';
-import { buildSnapshot, connectTls, fakeBackend, makePki, startProxy, within } from './harness.js';
-import type { FakeBackend, Pki } from './harness.js';
+import { createProxy, type Protocol } from '../../src/native.js';
+import { ALPN, buildSnapshot, CAPS, connectRaw, connectTls, fakeBackend, makePki, startProxy, within, wrapTls } from './harness.js';
+import type { FakeBackend, Pki, Running } from './harness.js';
 
 let pki: Pki;
 let backend: FakeBackend;
@@ -75,4 +76,57 @@ describe('ticket keys handed to apply()', () => {
     }
     proxy.stop();
   });
+});
+
+describe('tickets are bound to the application protocol of the listener that issued them', () => {
+  // One proxy, one certificate context for every listener (contexts are per certificate).
+  const PROTOCOLS = ['imaps', 'pop3s', 'imap', 'managesieve'] as const;
+  let px: Running;
+  const port = (p: Protocol) => px.ports[PROTOCOLS.indexOf(p as (typeof PROTOCOLS)[number])]!;
+
+  beforeAll(() => {
+    const snap = buildSnapshot(pki, { servers: [backend.address] });
+    snap.listeners = PROTOCOLS.map((protocol) => ({ name: protocol, protocol, backend: 0, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol] }));
+    px = startProxy(snap);
+  });
+  afterAll(() => px?.stop());
+
+  /** A handshake on a STARTTLS listener (after the plaintext dialog); whether it resumed. */
+  async function starttlsResumes(protocol: 'imap' | 'managesieve', session: Buffer, opts: tls.ConnectionOptions): Promise<boolean> {
+    const raw = await connectRaw(port(protocol));
+    await raw.waitData((d) => /OK[^\r\n]*\r\n/.test(d));
+    raw.socket.write(protocol === 'imap' ? 'a0 STARTTLS\r\n' : 'STARTTLS\r\n');
+    await raw.waitData((d) => d.includes(protocol === 'imap' ? 'a0 OK' : 'OK "Begin'));
+    raw.socket.removeAllListeners('data');
+    const t = tls.connect({ socket: raw.socket, ca: pki.ca.rootPem, servername: 'mail.a.example', session, ...opts });
+    const c = wrapTls(t);
+    await within(new Promise((r) => t.once('secureConnect', r)), 5000, `${protocol} handshake`);
+    const reused = t.isSessionReused();
+    t.destroy();
+    await within(c.closed, 3000, 'close');
+    return reused;
+  }
+
+  for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+    const opts = { minVersion: version, maxVersion: version } as const;
+
+    it(`${version}: an imaps ticket resumes on imaps and IMAP STARTTLS, not on pop3s or ManageSieve`, async () => {
+      const { session } = await handshake(port('imaps'), opts);
+      expect((await handshake(port('imaps'), { ...opts, session }, false)).reused).toBe(true);
+      // Same application protocol (ALPN "imap"), same Cyrus imapd: one context.
+      expect(await starttlsResumes('imap', session, opts)).toBe(true);
+      // Refused as a session, not as a connection: a full handshake, then relayed.
+      const other = await handshake(port('pop3s'), { ...opts, session }, false);
+      expect(other.reused).toBe(false);
+      expect(await starttlsResumes('managesieve', session, opts)).toBe(false);
+      // Still good where it came from.
+      expect((await handshake(port('imaps'), { ...opts, session }, false)).reused).toBe(true);
+    });
+
+    it(`${version}: a pop3s ticket resumes on pop3s, not on imaps`, async () => {
+      const { session } = await handshake(port('pop3s'), opts);
+      expect((await handshake(port('pop3s'), { ...opts, session }, false)).reused).toBe(true);
+      expect((await handshake(port('imaps'), { ...opts, session }, false)).reused).toBe(false);
+    });
+  }
 });
