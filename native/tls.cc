@@ -2,6 +2,7 @@
 
 #include <openssl/bio.h>
 #include <openssl/decoder.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
@@ -133,6 +134,32 @@ bool tls_group_known(const std::string& name) {
   return known;
 }
 
+bool expand_cipher_list(const std::string& list, std::vector<CipherSuite>& suites, int& level, std::string& err) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
+  if (!ctx) { err = take_ssl_error(); return false; }
+  SSL_CTX_set_security_level(ctx.get(), kSecurityLevel);
+  // No TLS 1.3 suites in the list (they are tls.ciphersuites', each one AEAD and (EC)DHE).
+  if (SSL_CTX_set_ciphersuites(ctx.get(), "") != 1 || SSL_CTX_set_cipher_list(ctx.get(), list.c_str()) != 1) {
+    err = take_ssl_error();
+    return false;
+  }
+  level = SSL_CTX_get_security_level(ctx.get());
+  // "KxECDHE", "AuthNULL": OpenSSL's short names without their prefix.
+  auto name = [](int nid, const char* prefix) {
+    const char* sn = OBJ_nid2sn(nid);
+    std::string s = sn ? sn : "unknown";
+    return s.rfind(prefix, 0) == 0 ? s.substr(strlen(prefix)) : s;
+  };
+  STACK_OF(SSL_CIPHER)* sk = SSL_CTX_get_ciphers(ctx.get());
+  suites.clear();
+  for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+    const SSL_CIPHER* c = sk_SSL_CIPHER_value(sk, i);
+    suites.push_back({SSL_CIPHER_get_name(c), name(SSL_CIPHER_get_kx_nid(c), "Kx"), name(SSL_CIPHER_get_auth_nid(c), "Auth"),
+                      SSL_CIPHER_is_aead(c) == 1});
+  }
+  return true;
+}
+
 std::string negotiated_group(SSL* ssl) {
   // SSL_get_negotiated_group and SSL_group_to_name are in OpenSSL 3.0 and 3.5 alike, so one
   // build of the addon names hybrid groups (X25519MLKEM768) when the running library has them.
@@ -173,6 +200,8 @@ SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& p
     err = "tls.ciphers \"" + policy.ciphers + "\": " + take_ssl_error();
     return nullptr;
   }
+  // After the cipher string, which can carry its own "@SECLEVEL=n"; before the pairs, which it checks.
+  SSL_CTX_set_security_level(c, kSecurityLevel);
   if (!policy.ciphersuites.empty() && SSL_CTX_set_ciphersuites(c, policy.ciphersuites.c_str()) != 1) {
     err = "tls.ciphersuites \"" + policy.ciphersuites + "\": " + take_ssl_error();
     return nullptr;

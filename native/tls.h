@@ -32,6 +32,23 @@ struct PemPair {
   ~PemPair() { OPENSSL_cleanse(key_pem.data(), key_pem.size()); }
 };
 
+// OpenSSL's security level of every context (112-bit: RSA keys of 2048 bits or more, no suite or
+// signature below that), whatever the cipher string says; the control plane refuses a string that
+// tries to change it (src/config/load.ts).
+constexpr int kSecurityLevel = 2;
+
+struct CipherSuite {
+  std::string name;  // OpenSSL's ("ECDHE-RSA-AES128-GCM-SHA256")
+  std::string kx;    // key exchange: "ECDHE", "DHE", "RSA", "PSK", ...
+  std::string auth;  // authentication: "ECDSA", "RSA", "NULL" (anonymous), "PSK", ...
+  bool aead;
+};
+
+// What OpenSSL makes of the TLS 1.2 cipher string <list>: its suites in order (TLS 1.3 suites are
+// tls.ciphersuites' business and left out) and the security level the string leaves (an
+// "@SECLEVEL=n" in it changes it). False with <err> when OpenSSL refuses the string. Any thread.
+bool expand_cipher_list(const std::string& list, std::vector<CipherSuite>& suites, int& level, std::string& err);
+
 // A server context holding every pair (one per key type). Empty on failure, with <err> set;
 // <err> names what failed, never key material.
 SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err);

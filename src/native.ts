@@ -184,6 +184,8 @@ interface AddonModule {
   opensslVersionNumber: number;
   /** Does the running OpenSSL offer this key-exchange group? */
   tlsGroupKnown(name: string): boolean;
+  /** What the running OpenSSL makes of a TLS 1.2 cipher string; throws OpenSSL's refusal. */
+  tlsCipherList(list: string): CipherList;
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
   /** Tests: the PROXY header reader on one buffer. */
@@ -194,6 +196,14 @@ interface AddonModule {
   testCrc32c(data: Buffer): number;
   /** Tests: is "ip:port" inside one of the CIDR blocks? Throws on a bad block. */
   testCidrMatch(cidrs: string[], address: string): boolean;
+}
+
+/** A TLS 1.2 cipher string as OpenSSL expands it (TLS 1.3 suites are not in it). */
+export interface CipherList {
+  /** In OpenSSL's order. kx and auth are OpenSSL's names: "ECDHE", "DHE", "RSA", "PSK"; "ECDSA", "RSA", "NULL" (anonymous). */
+  suites: { name: string; kx: string; auth: string; aead: boolean }[];
+  /** The security level the string leaves at: mailfront's 2, unless it holds "@SECLEVEL=n". */
+  securityLevel: number;
 }
 
 export interface ProxyParseResult {

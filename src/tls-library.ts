@@ -2,7 +2,7 @@
 // mailfront's data plane uses the OpenSSL inside the Node that runs it, so both
 // questions are asked of the library itself (through the addon), never inferred
 // from the Node version string.
-import { loadAddon } from './native.js';
+import { loadAddon, type CipherList } from './native.js';
 
 export interface TlsLibrary {
   /** "OpenSSL 3.5.9 29 Sep 2026". */
@@ -11,12 +11,29 @@ export interface TlsLibrary {
   versionNumber: number;
   /** Does the library offer this key-exchange group? ("X25519MLKEM768", "P-256") */
   hasGroup(name: string): boolean;
+  /** The suites a TLS 1.2 cipher string expands to, or why the library refuses it ("no cipher match"). */
+  cipherList(list: string): CipherList | { error: string };
 }
+
+/** OpenSSL's security level of every TLS context of the data plane (native/tls.h kSecurityLevel). */
+export const SECURITY_LEVEL = 2;
 
 /** The OpenSSL the data plane runs on. */
 export function tlsLibrary(): TlsLibrary {
   const addon = loadAddon();
-  return { version: addon.opensslVersion, versionNumber: addon.opensslVersionNumber, hasGroup: (n) => addon.tlsGroupKnown(n) };
+  return {
+    version: addon.opensslVersion,
+    versionNumber: addon.opensslVersionNumber,
+    hasGroup: (n) => addon.tlsGroupKnown(n),
+    cipherList: (list) => {
+      try {
+        return addon.tlsCipherList(list);
+      } catch (err) {
+        // "error:0A0000B9:SSL routines::no cipher match" -> "no cipher match"
+        return { error: (err as Error).message.split(':').pop()?.trim() || 'refused' };
+      }
+    },
+  };
 }
 
 /** The hybrid post-quantum group (ML-KEM-768 with X25519, draft-ietf-tls-ecdhe-mlkem), OpenSSL 3.5+. */

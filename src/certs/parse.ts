@@ -182,6 +182,23 @@ function signsFor(key: KeyObject, cert: X509Certificate): boolean {
   }
 }
 
+/**
+ * A key OpenSSL refuses at security level 2 (112-bit), the level of every context (native/tls.h
+ * kSecurityLevel): RSA and DSA under 2048 bits, EC curves under 224 bits. Refused here, by path,
+ * so that one weak certificate does not make the data plane refuse the whole snapshot.
+ */
+function weakKey(k: KeyObject): string | undefined {
+  const type = k.asymmetricKeyType ?? 'unknown';
+  const d = k.asymmetricKeyDetails ?? {};
+  if ((type === 'rsa' || type === 'rsa-pss' || type === 'dsa') && (d.modulusLength ?? 0) < 2048) {
+    return `${type.toUpperCase()}, ${d.modulusLength} bits; 2048 or more needed`;
+  }
+  // OpenSSL's curve names carry their size: prime192v1, secp224r1, sect163k1, brainpoolP160r1.
+  const curveBits = Number(/\d{3}/.exec(d.namedCurve ?? '')?.[0]);
+  if (type === 'ec' && curveBits < 224) return `EC on ${d.namedCurve}; a curve of 224 bits or more needed`;
+  return undefined;
+}
+
 function singleLine(dn: string): string {
   return dn.split('\n').filter(Boolean).join(', ');
 }
@@ -321,6 +338,17 @@ export async function parseCandidate(
       level: 'error',
       path: certPath,
       message: `the private key ${keyPath} does not work with the certificate ${certPath}: its public half matches, but a signature made with it does not verify (a damaged key?); skipped`,
+    });
+    return null;
+  }
+
+  const weak = [key, ...x509.slice(1).map((x) => x.publicKey)].map(weakKey);
+  const weakAt = weak.findIndex((w) => w !== undefined);
+  if (weakAt >= 0) {
+    problems.push({
+      level: 'error',
+      path: certPath,
+      message: `${weakAt === 0 ? `the private key ${keyPath}` : `the key of certificate #${weakAt + 1} in ${certPath}`} is too weak for OpenSSL's security level 2, which mailfront runs at (${weak[weakAt]}); skipped`,
     });
     return null;
   }

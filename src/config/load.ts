@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document, type Node } from 'yaml';
 import { MailfrontError } from '../errors.js';
-import { defaultGroups, opensslShortVersion, tlsLibrary, type TlsLibrary } from '../tls-library.js';
+import { defaultGroups, opensslShortVersion, SECURITY_LEVEL, tlsLibrary, type TlsLibrary } from '../tls-library.js';
 import { ConfigSchema, crossCheck, toConfig, type Config, type RawConfig, type SchemaIssue } from './schema.js';
 
 export interface ConfigIssue {
@@ -92,6 +92,40 @@ function checkGroups(raw: RawConfig, lib: TlsLibrary): SchemaIssue[] {
 }
 
 /**
+ * A custom tls.ciphers, judged by what the running OpenSSL expands it to (keywords such as HIGH or
+ * ECDHE+AESGCM included): every suite must be ECDHE (forward secrecy), authenticated by the
+ * certificate (RSA or ECDSA: no anonymous or PSK suite) and AEAD (no CBC, no NULL encryption), and
+ * the string must not move OpenSSL's security level off mailfront's.
+ */
+function checkCiphers(raw: RawConfig, lib: TlsLibrary): SchemaIssue[] {
+  const list = raw.tls.ciphers;
+  if (list === 'intermediate' || list === 'modern') return [];
+  const at = ['tls', 'ciphers'];
+  const expanded = lib.cipherList(list);
+  if ('error' in expanded) return [{ path: at, message: `"${list}" is refused by OpenSSL ${opensslShortVersion(lib)}: ${expanded.error}` }];
+  const issues: SchemaIssue[] = [];
+  if (expanded.securityLevel !== SECURITY_LEVEL) {
+    issues.push({ path: at, message: `"@SECLEVEL=${expanded.securityLevel}" is refused: mailfront runs OpenSSL at security level ${SECURITY_LEVEL} (its certificate checks assume it); remove it` });
+  }
+  const weak = expanded.suites.flatMap((s) => {
+    const why: string[] = [];
+    if (s.auth === 'NULL') why.push('anonymous');
+    else if (s.auth !== 'RSA' && s.auth !== 'ECDSA') why.push(`${s.auth} authentication`);
+    if (s.kx !== 'ECDHE') why.push(s.kx === 'RSA' ? 'RSA key transport, no forward secrecy' : `${s.kx} key exchange`);
+    if (!s.aead) why.push('not AEAD');
+    return why.length ? [`${s.name} (${why.join(', ')})`] : [];
+  });
+  if (weak.length) {
+    const shown = weak.length > 6 ? `${weak.slice(0, 6).join(', ')} and ${weak.length - 6} more` : weak.join(', ');
+    issues.push({
+      path: at,
+      message: `"${list}" gives suites that are not ECDHE with an AEAD cipher: ${shown}; list ECDHE suites with AES-GCM or CHACHA20-POLY1305 only (e.g. ECDHE+AESGCM:ECDHE+CHACHA20), or use intermediate`,
+    });
+  }
+  return issues;
+}
+
+/**
  * Parse and validate a configuration text. `file` names it in messages and anchors relative paths.
  * `lib`: the TLS library the data plane will run on (tls.groups is checked against it). Throws ConfigError.
  */
@@ -135,7 +169,7 @@ export function parseConfig(text: string, file: string, lib: TlsLibrary = tlsLib
     }
   }
   found.push(...crossCheck(raw));
-  if (result.success) found.push(...checkGroups(result.data, lib));
+  if (result.success) found.push(...checkGroups(result.data, lib), ...checkCiphers(result.data, lib));
 
   if (found.length || !result.success) {
     const seen = new Set<string>();

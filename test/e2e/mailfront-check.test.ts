@@ -92,6 +92,20 @@ describe('mailfront check', () => {
     expect(r.stdout).not.toContain(': ok');
   });
 
+  it('exits 78 for a tls.ciphers that lets in weak suites, naming them at FILE:LINE:COL', async () => {
+    const file = path.join(tmp, 'ciphers.yaml');
+    const text = good + 'tls: {ciphers: "ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA:@SECLEVEL=0"}\n';
+    writeFileSync(file, text);
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(78);
+    const line = text.split('\n').findIndex((l) => l.startsWith('tls:')) + 1;
+    expect(r.stderr).toContain(`${file}:${line}:16: tls.ciphers: "@SECLEVEL=0" is refused: mailfront runs OpenSSL at security level 2`);
+    expect(r.stderr).toContain(
+      `${file}:${line}:16: tls.ciphers: "ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA:@SECLEVEL=0" gives suites that are not ECDHE with an AEAD cipher: AES128-SHA (RSA key transport, no forward secrecy, not AEAD)`,
+    );
+    expect(r.stdout).not.toContain(': ok');
+  });
+
   it('exits 66 (EX_NOINPUT) for a missing config file', async () => {
     const file = path.join(tmp, 'nowhere', 'mailfront.yaml');
     const r = await runCli(['check', '--config', file]);

@@ -16,6 +16,7 @@ import type { FakeBackend, Pki, Running } from './harness.js';
 import type tls from 'node:tls';
 import path from 'node:path';
 import { issue } from '../../src/pki.js';
+import { createProxy } from '../../src/native.js';
 
 let pki: Pki;
 let backend: FakeBackend;
@@ -193,6 +194,24 @@ describe('TLS policy', () => {
       expect(before).toBeGreaterThanOrEqual(2);
     });
   }
+});
+
+describe('OpenSSL security level 2 in every context', () => {
+  it('refuses an RSA key under 2048 bits, also when the cipher string says @SECLEVEL=0', () => {
+    const weak = issue(pki.ca, { names: ['mail.b.example'], keyType: 'rsa', rsaBits: 1024, dir: path.join(pki.dir, 'b-rsa1024') });
+    const proxy = createProxy(1, () => {});
+    try {
+      for (const ciphers of [undefined, 'ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0']) {
+        const snap = buildSnapshot(pki, { servers: [backend.address], ciphers });
+        snap.contexts[2] = { certs: [{ chainPem: weak.fullchainPem, keyPem: weak.keyPem }] };
+        expect(() => proxy.apply(snap), ciphers).toThrow(/contexts\[2\]: certificate and key: .*ee key too small/);
+      }
+      // The same string with a 2048-bit key: taken (the level does not refuse the suites).
+      proxy.apply(buildSnapshot(pki, { servers: [backend.address], ciphers: 'ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0' }));
+    } finally {
+      proxy.stop();
+    }
+  });
 });
 
 describe('ECDSA and RSA certificates for the same name in one context', () => {

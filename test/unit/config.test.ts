@@ -35,6 +35,8 @@ const fakeLibrary = (version: string, versionNumber: number, groups: string[]): 
   version,
   versionNumber,
   hasGroup: (n) => groups.some((g) => g.toLowerCase() === n.toLowerCase()),
+  // TLS 1.2 suites are the same in 3.0 and 3.5: the running library answers.
+  cipherList: (list) => tlsLibrary().cipherList(list),
 });
 const OPENSSL_30 = fakeLibrary('OpenSSL 3.0.19 27 Jan 2026', 0x30000130, CLASSICAL);
 const OPENSSL_35 = fakeLibrary('OpenSSL 3.5.9 29 Sep 2026', 0x30500090, [...CLASSICAL, 'X25519MLKEM768', 'SecP256r1MLKEM768', 'MLKEM768']);
@@ -227,6 +229,34 @@ describe('parseConfig: errors name FILE:LINE:COL and the key path', () => {
     ]);
     expect(errorsOf(MINIMAL + 'tls: {min_version: TLSv1}\n')[0]).toMatch(/TLSv1 is refused/);
     expect(errorsOf(MINIMAL + 'tls: {ciphers: modern, min_version: TLSv1.2}\n')[0]).toMatch(/tls\.min_version: ciphers: modern means TLS 1\.3 only/);
+  });
+
+  it('a custom tls.ciphers that leaves anonymous, non-ECDHE or non-AEAD suites: refused, naming them', () => {
+    const v = opensslShortVersion(tlsLibrary());
+    const one = (ciphers: string) => errorsOf(MINIMAL + `tls:\n  ciphers: "${ciphers}"\n`);
+    expect(one('aNULL')[0]).toMatch(
+      /^test\.yaml:12:12: tls\.ciphers: "aNULL" gives suites that are not ECDHE with an AEAD cipher: ADH-AES256-GCM-SHA384 \(anonymous, DHE key exchange\), ADH-AES128-GCM-SHA256 \(anonymous, DHE key exchange\), .* and \d+ more; list ECDHE suites with AES-GCM or CHACHA20-POLY1305 only/,
+    );
+    expect(one('ECDHE-RSA-AES128-GCM-SHA256:eNULL')[0]).toContain('ECDHE-ECDSA-NULL-SHA (not AEAD)');
+    expect(one('ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA')).toEqual([
+      'test.yaml:12:12: tls.ciphers: "ECDHE-RSA-AES128-GCM-SHA256:AES128-SHA" gives suites that are not ECDHE with an AEAD cipher: AES128-SHA (RSA key transport, no forward secrecy, not AEAD); list ECDHE suites with AES-GCM or CHACHA20-POLY1305 only (e.g. ECDHE+AESGCM:ECDHE+CHACHA20), or use intermediate',
+    ]);
+    expect(one('ECDHE-RSA-AES128-SHA256')[0]).toContain('ECDHE-RSA-AES128-SHA256 (not AEAD)'); // CBC
+    expect(one('AES128-GCM-SHA256')[0]).toContain('AES128-GCM-SHA256 (RSA key transport, no forward secrecy)'); // static RSA
+    expect(one('DHE-RSA-AES128-GCM-SHA256')[0]).toContain('DHE-RSA-AES128-GCM-SHA256 (DHE key exchange)');
+    expect(one('ECDHE-PSK-CHACHA20-POLY1305')[0]).toContain('ECDHE-PSK-CHACHA20-POLY1305 (PSK authentication, ECDHE-PSK key exchange)');
+    // Keywords are judged by what they expand to: HIGH holds DHE, PSK and CBC suites.
+    expect(one('HIGH:!aNULL')[0]).toMatch(/"HIGH:!aNULL" gives suites that are not ECDHE with an AEAD cipher: DHE-DSS-AES256-GCM-SHA384 \(DSS authentication, DHE key exchange\)/);
+    // The security level: one issue for it, one for the suites it let in.
+    expect(one('ECDHE-RSA-AES128-GCM-SHA256:@SECLEVEL=0')).toEqual([
+      'test.yaml:12:12: tls.ciphers: "@SECLEVEL=0" is refused: mailfront runs OpenSSL at security level 2 (its certificate checks assume it); remove it',
+    ]);
+    expect(one('ALL:@SECLEVEL=0')).toHaveLength(2);
+    expect(one('NO-SUCH-SUITE')).toEqual([`test.yaml:12:12: tls.ciphers: "NO-SUCH-SUITE" is refused by OpenSSL ${v}: no cipher match`]);
+    // What is taken: ECDHE, authenticated, AEAD; also as keywords; and the profiles.
+    for (const ok of ['ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE+AESGCM:ECDHE+CHACHA20', 'ECDHE+AESGCM:@SECLEVEL=2', 'intermediate']) {
+      expect(parseConfig(MINIMAL + `tls: {ciphers: "${ok}"}\n`, 'test.yaml').tls.ciphers, ok).toBe(ok === 'intermediate' ? INTERMEDIATE_CIPHERS : ok);
+    }
   });
 
   it('YAML syntax error with its line', () => {
@@ -429,6 +459,6 @@ describe('runtimeSupport', () => {
     expect(runtimeSupport(OPENSSL_35, 'v22.23.5', at).problems).toEqual([]);
   });
   it('reads the version from the number when the text has none', () => {
-    expect(opensslShortVersion({ version: 'custom build', versionNumber: 0x30000130, hasGroup: () => false })).toBe('3.0.19');
+    expect(opensslShortVersion({ version: 'custom build', versionNumber: 0x30000130, hasGroup: () => false, cipherList: () => ({ error: '' }) })).toBe('3.0.19');
   });
 });

@@ -271,6 +271,18 @@ describe('loadCertificates: edge cases', () => {
     noKeyMaterial(s.problems.map((p) => p.message), [c.mail!, c.wild!, c.pem!]);
   });
 
+  it('skips an RSA key under 2048 bits (OpenSSL security level 2) by path, instead of failing the whole snapshot', async () => {
+    const weak = issue(ca, { names: ['weak.example.org'], keyType: 'rsa', rsaBits: 1024, dir: path.join(tmp, 'issued', 'weak') });
+    const s = await loadCertificates(sources({ pairs: [{ cert: weak.fullchainPath, key: weak.keyPath }, { cert: c.dualRsa!.fullchainPath, key: c.dualRsa!.keyPath }] }));
+    expect(s.certificates.map((x) => x.path)).toEqual([c.dualRsa!.fullchainPath]);
+    expect(lookup(s, 'weak.example.org').match).toBe('default');
+    expect(s.problems).toContainEqual({
+      level: 'error',
+      path: weak.fullchainPath,
+      message: `the private key ${weak.keyPath} is too weak for OpenSSL's security level 2, which mailfront runs at (RSA, 1024 bits; 2048 or more needed); skipped`,
+    });
+  });
+
   it('reports a broken key file by path without its contents', async () => {
     const dir = path.join(tmp, 'broken-key');
     mkdirSync(dir, { recursive: true });
