@@ -171,7 +171,7 @@ const PROBE = Buffer.from('mailfront: does this key sign for its certificate?');
  * checkPrivateKey (like OpenSSL's X509_check_private_key and SSL_CTX_use_cert_and_key) compares
  * the public halves only: a key whose private half is damaged still "matches", and every handshake
  * then fails at signing. One signature, checked with the certificate's public key, proves the pair
- * the way a client will (~0.15 ms for P-256, ~0.4 ms for RSA-2048).
+ * the way a client will (about 0.1 ms of CPU for a P-256 key, 0.4 ms for RSA-2048).
  */
 function signsFor(key: KeyObject, cert: X509Certificate): boolean {
   const digest = key.asymmetricKeyType === 'ed25519' || key.asymmetricKeyType === 'ed448' ? null : 'sha256';
@@ -333,15 +333,6 @@ export async function parseCandidate(
     return null;
   }
 
-  if (!signsFor(key, leaf)) {
-    problems.push({
-      level: 'error',
-      path: certPath,
-      message: `the private key ${keyPath} does not work with the certificate ${certPath}: its public half matches, but a signature made with it does not verify (a damaged key?); skipped`,
-    });
-    return null;
-  }
-
   const weak = [key, ...x509.slice(1).map((x) => x.publicKey)].map(weakKey);
   const weakAt = weak.findIndex((w) => w !== undefined);
   if (weakAt >= 0) {
@@ -349,6 +340,15 @@ export async function parseCandidate(
       level: 'error',
       path: certPath,
       message: `${weakAt === 0 ? `the private key ${keyPath}` : `the key of certificate #${weakAt + 1} in ${certPath}`} is too weak for OpenSSL's security level 2, which mailfront runs at (${weak[weakAt]}); skipped`,
+    });
+    return null;
+  }
+
+  if (!signsFor(key, leaf)) {
+    problems.push({
+      level: 'error',
+      path: certPath,
+      message: `the private key ${keyPath} does not work with the certificate ${certPath}: its public half matches, but a signature made with it does not verify (a damaged key?); skipped`,
     });
     return null;
   }
