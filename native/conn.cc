@@ -239,6 +239,9 @@ bool Conn::begin_tls() {
 
 int Conn::on_servername(int* alert) {
   const char* raw = SSL_get_servername(ssl_, TLSEXT_NAMETYPE_host_name);
+  if (hellos_++ > 0) return on_second_hello(raw, alert);
+  first_had_sni_ = raw != nullptr;
+  if (raw) first_sni_raw_ = raw;
   std::string name;
   bool valid = normalize_sni(raw, name);
   if (valid) sni_ = name;
@@ -259,15 +262,40 @@ int Conn::on_servername(int* alert) {
   SSL_CTX* chosen = snap_->contexts[size_t(ctx)].get();
   if (chosen != SSL_get_SSL_CTX(ssl_)) SSL_set_SSL_CTX(ssl_, chosen);
   // A known name: its backend connect starts now, while the server does its
-  // handshake crypto (BENCHMARKS.md: ~1.2x handshakes per CPU-second). Unknown
+  // handshake crypto (bench/RESULTS.md: ~1.2x handshakes per CPU-second). Unknown
   // names wait for the end of the handshake, so scanners cost the backend
   // nothing; a client refused by the ALPN check next loses this connect at once.
-  if (ctx_known && backend_ < 0) {
+  if (ctx_known && backend_ < 0 && may_connect_early()) {
     int saved = errno;
     connect_early();
     errno = saved;
   }
   return SSL_TLSEXT_ERR_OK;
+}
+
+// The ClientHello after a HelloRetryRequest must repeat the first one's name
+// (RFC 8446 4.1.2): the pool was chosen by the first, the certificate and the
+// log would follow the second. A different name (or one added or dropped) is refused.
+int Conn::on_second_hello(const char* raw, int* alert) {
+  bool same = raw ? first_had_sni_ && first_sni_raw_ == raw : !first_had_sni_;
+  if (same) return SSL_TLSEXT_ERR_OK;
+  sni_changed_ = true;
+  *alert = SSL_AD_ILLEGAL_PARAMETER;
+  return SSL_TLSEXT_ERR_ALERT_FATAL;
+}
+
+// Only a ClientHello the server answers with its crypto may open a backend
+// connection before the handshake ends. In TLS 1.3 that is one carrying a key
+// share the server accepted: OpenSSL reads the key_share extension before it
+// calls the servername callback, so none accepted here means a HelloRetryRequest
+// next (which costs the server nothing and the client one round trip). After a
+// HelloRetryRequest the connect always waits (on_second_hello never connects).
+bool Conn::may_connect_early() const {
+  if (SSL_version(ssl_) < TLS1_3_VERSION) return true;
+  EVP_PKEY* share = nullptr;
+  if (SSL_get_peer_tmp_key(ssl_, &share) != 1) return false;
+  EVP_PKEY_free(share);
+  return true;
 }
 
 int Conn::on_alpn(const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen) {
@@ -285,6 +313,7 @@ int Conn::on_alpn(const unsigned char** out, unsigned char* outlen, const unsign
   }
   alpn_rejected_ = true;
   drop_backend();  // opened by on_servername for a known name: never used
+  give_back_early_slot();
   return SSL_TLSEXT_ERR_ALERT_FATAL;
 }
 
@@ -298,6 +327,7 @@ void Conn::step_handshake() {
     ListenerCounters& c = w_.counters[size_t(listener_)];
     ListenerCounters::bump(c.handshakes);
     if (SSL_session_reused(ssl_)) ListenerCounters::bump(c.resumed);
+    give_back_early_slot();  // a finished handshake is a client like any other
     connect_next();
     return;
   }
@@ -308,6 +338,7 @@ void Conn::step_handshake() {
   std::string detail = take_ssl_error();
   if (detail.empty()) detail = err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed during handshake";
   if (sni_rejected_) return close("sni_rejected", "unknown server name");
+  if (sni_changed_) return close("sni_changed", "the ClientHello after a HelloRetryRequest names another server");
   if (alpn_rejected_) return close("alpn_rejected", "client offered no ALPN id of this listener");
   close("handshake_failed", detail);
 }
@@ -328,10 +359,33 @@ void Conn::choose_backend() {
 // connect_next() once the handshake is done.
 void Conn::connect_early() {
   choose_backend();
+  if (!take_early_slot()) {
+    ListenerCounters::bump(w_.counters[size_t(listener_)].early_deferred);
+    return;
+  }
   for (size_t i = next_server(); i != kNoServer; i = next_server()) {
     Attempt a = try_server(i);
-    if (a == Attempt::Pending || a == Attempt::NoFd) return;
+    if (a == Attempt::Pending) return;
+    if (a == Attempt::NoFd) break;
   }
+  give_back_early_slot();  // no connect pending: nothing held
+}
+
+// The pool's count of early connects in flight, shared by all workers.
+bool Conn::take_early_slot() {
+  const Backend& b = *snap_->backends[size_t(backend_)];
+  if (b.early_connects.fetch_add(1, std::memory_order_relaxed) >= kEarlyConnectsPerPool) {
+    b.early_connects.fetch_sub(1, std::memory_order_relaxed);
+    return false;
+  }
+  early_slot_ = true;
+  return true;
+}
+
+void Conn::give_back_early_slot() {
+  if (!early_slot_) return;
+  early_slot_ = false;
+  snap_->backends[size_t(backend_)]->early_connects.fetch_sub(1, std::memory_order_relaxed);
 }
 
 // Next server to try: the first pass skips servers that failed recently
@@ -681,6 +735,7 @@ void Conn::close(const char* reason, std::string detail) {
   w_.counters[size_t(listener_)].active.fetch_sub(1, std::memory_order_relaxed);
   w_.engine.active.fetch_sub(1, std::memory_order_relaxed);
   if (client_held_) w_.engine.clients.release(client_key_);
+  give_back_early_slot();
   Event ev;
   ConnRecord& r = ev.record;
   const ListenerPolicy& lp = policy();

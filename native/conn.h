@@ -61,7 +61,11 @@ class Conn {
   enum class Attempt : uint8_t { Pending, Failed, NoFd };
   static constexpr size_t kNoServer = SIZE_MAX;
   void choose_backend();
+  bool may_connect_early() const;
   void connect_early();
+  bool take_early_slot();
+  void give_back_early_slot();
+  int on_second_hello(const char* raw, int* alert);
   size_t next_server();
   Attempt try_server(size_t i);
   void connect_next();
@@ -94,6 +98,11 @@ class Conn {
   bool c_readable_ = true, c_writable_ = true, b_readable_ = false, b_writable_ = false;
   bool client_eof_ = false, backend_eof_ = false, backend_shut_ = false, tls_shut_ = false;
   bool handshake_done_ = false, sni_rejected_ = false, alpn_rejected_ = false;
+  // The servername callback runs once per ClientHello: twice after a HelloRetryRequest.
+  uint8_t hellos_ = 0;
+  bool first_had_sni_ = false, sni_changed_ = false;
+  std::string first_sni_raw_;  // the first ClientHello's name, as sent (at most 255 bytes)
+  bool early_slot_ = false;    // holds one of the pool's kEarlyConnectsPerPool
 
   std::unique_ptr<PreTlsDialog> dialog_;
   std::string plain_out_;  // pre-TLS replies waiting to be written

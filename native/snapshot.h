@@ -19,6 +19,12 @@ namespace mf {
 // V2Ssl: v2 with the TLS TLVs (HAProxy's send-proxy-v2-ssl).
 enum class ProxyHeader : uint8_t { Off, V1, V2, V2Ssl };
 
+// Backend connections a pool may have opened for clients still in their TLS
+// handshake (the early connect of Conn::on_servername). Beyond it, a client's
+// backend connect waits for the end of its handshake: a client that sends a
+// ClientHello and goes silent cannot hold more Cyrus processes than this.
+constexpr uint32_t kEarlyConnectsPerPool = 32;
+
 struct Backend {
   std::string name;
   std::vector<SockAddr> servers;
@@ -28,6 +34,8 @@ struct Backend {
   // Shared by all workers: next server for round-robin, and a back-off per server.
   mutable std::atomic<uint32_t> next{0};
   std::unique_ptr<std::atomic<int64_t>[]> down_until_ms;
+  // Early connects in flight (all workers), at most kEarlyConnectsPerPool.
+  mutable std::atomic<uint32_t> early_connects{0};
 };
 
 struct Route {

@@ -152,6 +152,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
     'mailfront_backend_connect_failures_total',
     'Failed connection attempts to backend servers, by listener.',
   );
+  const earlyDeferred = nativeCounter(
+    'mailfront_backend_early_connects_deferred_total',
+    'Backend connects that waited for the end of the TLS handshake because the pool already had 32 opened for clients still in theirs, by listener.',
+  );
 
   function sync(s: NativeStats): void {
     workers.set(s.workers);
@@ -173,6 +177,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       add(bytes, 'bytesIn', { direction: 'in' });
       add(bytes, 'bytesOut', { direction: 'out' });
       add(backendFailures, 'backendFailures');
+      add(earlyDeferred, 'earlyConnectsDeferred');
     }
   }
 

@@ -149,6 +149,11 @@ export interface ListenerCounters {
   proxyRefused: number;
   /** accept_proxy: malformed, unfinished or timed-out PROXY headers. */
   proxyMalformed: number;
+  /**
+   * ClientHellos for a known name whose backend connect waited for the end of the
+   * handshake because the pool's early-connect budget (32 in flight) was spent.
+   */
+  earlyConnectsDeferred: number;
 }
 
 export interface NativeStats {

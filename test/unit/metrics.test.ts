@@ -18,6 +18,10 @@ function counters(name: string, over: Partial<ListenerCounters> = {}): ListenerC
     bytesIn: 0,
     bytesOut: 0,
     backendFailures: 0,
+    sniUnknown: 0,
+    proxyRefused: 0,
+    proxyMalformed: 0,
+    earlyConnectsDeferred: 0,
     ...over,
   };
 }
@@ -78,6 +82,7 @@ describe('native counters pulled at scrape time', () => {
           bytesIn: 1000,
           bytesOut: 50000,
           backendFailures: 1,
+          earlyConnectsDeferred: 6,
         }),
         counters('sieve', { accepted: 7, active: 2 }),
       ],
@@ -96,6 +101,7 @@ describe('native counters pulled at scrape time', () => {
     expect(s.get('mailfront_relayed_bytes_total{listener="imaps",direction="in"}')).toBe(1000);
     expect(s.get('mailfront_relayed_bytes_total{listener="imaps",direction="out"}')).toBe(50000);
     expect(s.get('mailfront_backend_connect_failures_total{listener="imaps"}')).toBe(1);
+    expect(s.get('mailfront_backend_early_connects_deferred_total{listener="imaps"}')).toBe(6);
   });
 
   it('calls stats() once per scrape', async () => {
