@@ -16,6 +16,7 @@
 #include <mutex>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "crc32c.h"
 #include "dialog.h"
@@ -33,9 +34,16 @@ namespace {
 // The pending queue lives on the heap and belongs to the ThreadSafeFunction: a
 // delivery still queued when the Proxy goes away (GC, env teardown) finds it
 // alive; the finalizer frees it after the last call.
+// The queue is bounded: when the JS thread stalls (stdout blocked by journald
+// back-pressure, a long GC) connection records beyond <max_pending> are dropped
+// and counted (stats().eventsDropped); the next delivery says how many. Error
+// events are few (one per worker every 5 s at most) and always kept.
 class EventQueue : public EventSink {
  public:
-  void open(Napi::Env env, Napi::Function cb) {
+  static constexpr size_t kDefaultMaxPending = 10000;  // about 7 MB of records
+
+  void open(Napi::Env env, Napi::Function cb, size_t max_pending) {
+    max_pending_ = max_pending;
     state_ = new State;
     tsfn_ = Napi::ThreadSafeFunction::New(env, cb, "mailfront-events", 0, 1, state_, [](Napi::Env, State* s) { delete s; });
     tsfn_.Unref(env);
@@ -53,12 +61,18 @@ class EventQueue : public EventSink {
   void push(std::vector<Event>& batch) override {
     if (batch.empty() || !state_) return;
     bool first;
+    uint64_t dropped = 0;
     {
       std::lock_guard lk(state_->mu);
-      first = state_->pending.empty();
-      for (Event& e : batch) state_->pending.push_back(std::move(e));
+      first = state_->pending.empty() && state_->dropped == 0;
+      for (Event& e : batch) {
+        if (state_->pending.size() < max_pending_ || e.kind == Event::Kind::Error) state_->pending.push_back(std::move(e));
+        else dropped++;
+      }
+      state_->dropped += dropped;
     }
     batch.clear();
+    if (dropped) dropped_.fetch_add(dropped, std::memory_order_relaxed);
     if (first) tsfn_.NonBlockingCall(state_, [](Napi::Env env, Napi::Function cb, State* s) { deliver(env, cb, s); });
   }
 
@@ -66,19 +80,28 @@ class EventQueue : public EventSink {
   struct State {
     std::mutex mu;
     std::deque<Event> pending;
+    uint64_t dropped = 0;  // since the last delivery
   };
 
   // JS thread.
   static void deliver(Napi::Env env, Napi::Function cb, State* s) {
     std::deque<Event> batch;
+    uint64_t dropped;
     {
       std::lock_guard lk(s->mu);
       batch.swap(s->pending);
+      dropped = std::exchange(s->dropped, 0);
     }
-    if (batch.empty() || !cb) return;
-    Napi::Array arr = Napi::Array::New(env, batch.size());
+    if ((batch.empty() && !dropped) || !cb) return;
+    Napi::Array arr = Napi::Array::New(env, batch.size() + (dropped ? 1 : 0));
     uint32_t i = 0;
     for (Event& e : batch) arr[i++] = to_js(env, e);
+    if (dropped) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("kind", "dropped");
+      o.Set("count", double(dropped));
+      arr[i++] = o;
+    }
     cb.Call({arr});
   }
 
@@ -117,6 +140,11 @@ class EventQueue : public EventSink {
 
   State* state_ = nullptr;
   Napi::ThreadSafeFunction tsfn_;
+  size_t max_pending_ = kDefaultMaxPending;
+  std::atomic<uint64_t> dropped_{0};
+
+ public:
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
 };
 
 std::string str(const Napi::Object& o, const char* key) {
@@ -370,7 +398,8 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     Napi::Object o = info[0].As<Napi::Object>();
     Napi::Value cb = o.Get("onEvents");
     if (!cb.IsFunction()) { Napi::TypeError::New(env, "Proxy(options): onEvents must be a function").ThrowAsJavaScriptException(); return; }
-    events_.open(env, cb.As<Napi::Function>());
+    double max_pending = num(o, "maxPendingEvents", double(EventQueue::kDefaultMaxPending));
+    events_.open(env, cb.As<Napi::Function>(), max_pending >= 1 ? size_t(max_pending) : 1);
     engine_ = std::make_unique<Engine>(int(num(o, "workers", 1)), events_);
     // An environment torn down (worker_threads, exit) stops the data plane first.
     cleanup_ = env.AddCleanupHook(&Proxy::OnEnvTeardown, this);
@@ -480,6 +509,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
       if (hb && now - hb > oldest) oldest = now - hb;
     }
     out.Set("maxLoopAgeMs", double(oldest));
+    out.Set("eventsDropped", double(events_.dropped()));
     auto snap = engine_->snapshot();
     Napi::Array ls = Napi::Array::New(env);
     for (size_t i = 0; snap && i < engine_->listener_count; i++) {

@@ -79,7 +79,7 @@ type CounterField = Exclude<keyof ListenerCounters, 'name' | 'active'>;
  */
 class NativeDeltas {
   private last = new Map<string, number>();
-  delta(listener: string, field: CounterField, value: number): number {
+  delta(listener: string, field: CounterField | 'eventsDropped', value: number): number {
     const key = `${listener}\0${field}`;
     const prev = this.last.get(key) ?? 0;
     this.last.set(key, value);
@@ -131,6 +131,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     collect: pull,
   });
   const workers = new Gauge({ name: 'mailfront_workers', help: 'Data plane worker threads.', registers: [registry], collect: pull });
+  const recordsDropped = new Counter({
+    name: 'mailfront_connection_records_dropped_total',
+    help: 'Connection records the data plane dropped because the JavaScript thread (logging, metrics) fell behind by more than its queue holds.',
+    registers: [registry],
+    collect: pull,
+  });
   const rejected = nativeCounter(
     'mailfront_connections_rejected_total',
     'Connections refused by a limit, by listener and kind (total: limits.connections, per_client: limits.per_client).',
@@ -159,6 +165,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   function sync(s: NativeStats): void {
     workers.set(s.workers);
+    recordsDropped.inc(deltas.delta('', 'eventsDropped', s.eventsDropped ?? 0));
     active.reset(); // listeners that went away lose their series
     for (const l of s.listeners) {
       const listener = listeners.value(l.name);

@@ -124,11 +124,14 @@ export interface ConnectionRecord {
 }
 
 export interface NativeEvent {
-  kind: 'connection' | 'error';
+  /** "dropped": connection records left out because the JS thread fell behind (see maxPendingEvents). */
+  kind: 'connection' | 'error' | 'dropped';
   record?: ConnectionRecord;
   /** For kind "error": what happened (e.g. accept failing with EMFILE). */
   message?: string;
   listener?: string;
+  /** For kind "dropped": records dropped since the previous batch. */
+  count?: number;
 }
 
 export interface ListenerCounters {
@@ -161,6 +164,8 @@ export interface NativeStats {
   active: number;
   /** Milliseconds since the slowest worker last went round its loop (it wakes at least every 100 ms). */
   maxLoopAgeMs: number;
+  /** Connection records dropped since start because more than maxPendingEvents waited for the JS thread. */
+  eventsDropped: number;
   listeners: ListenerCounters[];
 }
 
@@ -182,8 +187,18 @@ export interface NativeProxy {
   stop(): void;
 }
 
+export interface ProxyOptions {
+  workers: number;
+  onEvents: (events: NativeEvent[]) => void;
+  /**
+   * Connection records that may wait for the JS thread (default 10,000, about 7 MB);
+   * beyond it they are dropped and counted (stats().eventsDropped, a "dropped" event).
+   */
+  maxPendingEvents?: number;
+}
+
 interface AddonModule {
-  Proxy: new (options: { workers: number; onEvents: (events: NativeEvent[]) => void }) => NativeProxy;
+  Proxy: new (options: ProxyOptions) => NativeProxy;
   opensslVersion: string;
   /** OpenSSL_version_num() of the running library (not of the headers the addon was built with). */
   opensslVersionNumber: number;
@@ -238,7 +253,7 @@ export function loadAddon(): AddonModule {
   return addon;
 }
 
-export function createProxy(workers: number, onEvents: (events: NativeEvent[]) => void): NativeProxy {
+export function createProxy(workers: number, onEvents: (events: NativeEvent[]) => void, options: { maxPendingEvents?: number } = {}): NativeProxy {
   const { Proxy } = loadAddon();
-  return new Proxy({ workers, onEvents });
+  return new Proxy({ workers, onEvents, ...options });
 }

@@ -70,6 +70,8 @@ describe('native counters pulled at scrape time', () => {
     const stats: NativeStats = {
       workers: 4,
       active: 5,
+      maxLoopAgeMs: 0,
+      eventsDropped: 12,
       listeners: [
         counters('imaps', {
           accepted: 10,
@@ -89,6 +91,7 @@ describe('native counters pulled at scrape time', () => {
     };
     const s = await scrape(make(() => stats));
     expect(s.get('mailfront_workers')).toBe(4);
+    expect(s.get('mailfront_connection_records_dropped_total')).toBe(12);
     expect(s.get('mailfront_connections_accepted_total{listener="imaps"}')).toBe(10);
     expect(s.get('mailfront_connections_accepted_total{listener="sieve"}')).toBe(7);
     expect(s.get('mailfront_connections_active{listener="imaps"}')).toBe(3);

@@ -1,0 +1,57 @@
+// The queue of connection records to JS is bounded: when the JS thread stalls
+// (stdout blocked), records beyond maxPendingEvents are dropped and counted.
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createProxy } from '../../src/native.js';
+import type { NativeEvent } from '../../src/native.js';
+import { buildSnapshot, deadPort, makePki, waitFor } from './harness.js';
+import type { Pki } from './harness.js';
+
+let pki: Pki;
+beforeAll(() => {
+  pki = makePki();
+});
+afterAll(() => pki?.cleanup());
+
+/** N plain TCP connections opened and dropped one after the other, from another process. */
+const CHURN = `
+const net = require('node:net');
+const [port, n] = process.argv.slice(1).map(Number);
+(async () => {
+  for (let i = 0; i < n; i++) {
+    await new Promise((resolve) => {
+      const s = net.connect({ host: '127.0.0.1', port }, () => { s.destroy(); resolve(); });
+      s.on('error', resolve);
+    });
+  }
+  // Let the proxy close the last ones before the parent's thread runs again.
+  setTimeout(() => {}, 500);
+})();
+`;
+
+describe('event queue', () => {
+  it('holds at most maxPendingEvents records while the JS thread is blocked; the rest are dropped and counted', async () => {
+    const events: NativeEvent[] = [];
+    const proxy = createProxy(1, (batch) => events.push(...batch), { maxPendingEvents: 10 });
+    try {
+      proxy.apply(buildSnapshot(pki, { servers: [`127.0.0.1:${await deadPort()}`] }));
+      const [bound] = proxy.start([{ name: 'l0', protocol: 'imaps', addresses: ['127.0.0.1:0'] }]);
+      const port = Number(bound!.addresses[0]!.split(':').pop());
+      // spawnSync keeps this thread (the one records are delivered on) busy throughout.
+      const r = spawnSync(process.execPath, ['-e', CHURN, String(port), '40'], { timeout: 20_000 });
+      expect(r.status).toBe(0);
+      await waitFor(() => events.some((e) => e.kind === 'dropped'), 3000, 'the delivery after the stall');
+      const records = events.filter((e) => e.kind === 'connection');
+      const dropped = events.filter((e) => e.kind === 'dropped').reduce((n, e) => n + e.count!, 0);
+      expect(records).toHaveLength(10);
+      expect(dropped).toBe(30);
+      expect(proxy.stats().eventsDropped).toBe(30);
+      // Once the thread runs again, records flow as before.
+      spawnSync(process.execPath, ['-e', CHURN, String(port), '3'], { timeout: 20_000 });
+      await waitFor(() => events.filter((e) => e.kind === 'connection').length >= 13, 3000, 'records after the stall');
+      expect(proxy.stats().eventsDropped).toBe(30);
+    } finally {
+      proxy.stop();
+    }
+  });
+});
