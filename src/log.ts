@@ -2,6 +2,7 @@
 // plane events into log lines. stdout goes to journald under systemd, so no
 // pretty printing, no transport threads, and one JSON object per line.
 import { pino, stdTimeFunctions, type DestinationStream, type Level, type Logger } from 'pino';
+import { DEFAULT_THROTTLE, LogThrottle } from './log-throttle.js';
 import type { ConnectionRecord, NativeEvent } from './native.js';
 
 export type { Logger } from 'pino';
@@ -78,6 +79,8 @@ export const normalCloseReasons: ReadonlySet<string> = new Set([
   'client_closed',
   'backend_closed',
   'client_logout',
+  // A STARTTLS client that said LOGOUT/QUIT, or left, before STARTTLS (probes, capability checks).
+  'pretls_closed',
   'idle_timeout',
   'drained',
   'shutdown',
@@ -142,10 +145,31 @@ export function logConnection(logger: Logger, record: ConnectionRecord): void {
   logger[line.level](line.fields, line.msg);
 }
 
-/** Logs one batch from the data plane (NativeProxy's onEvents). JS thread only. */
-export function logNativeEvents(logger: Logger, events: readonly NativeEvent[]): void {
+/**
+ * Per-connection warn lines come from the network: past DEFAULT_THROTTLE.threshold per
+ * close reason in an interval they are counted, and one line per reason sums them up.
+ */
+export function connectionLogThrottle(logger: Logger, o: { threshold: number; intervalMs: number } = DEFAULT_THROTTLE): LogThrottle {
+  return new LogThrottle({
+    ...o,
+    summary: (reason, suppressed, intervalMs) =>
+      logger.warn({ reason, suppressed, interval_s: intervalMs / 1000 }, `${suppressed} more connection(s) closed with ${reason}, not logged one by one`),
+  });
+}
+
+/**
+ * Logs one batch from the data plane (NativeProxy's onEvents). JS thread only.
+ * With a throttle, warn lines beyond its threshold are summed up per reason.
+ */
+export function logNativeEvents(logger: Logger, events: readonly NativeEvent[], throttle?: LogThrottle): void {
   for (const event of events) {
-    if (event.kind === 'connection' && event.record) logConnection(logger, event.record);
-    else if (event.kind === 'error') logger.error({ listener: event.listener, detail: event.message }, 'data plane error');
+    if (event.kind === 'connection' && event.record) {
+      const line = connectionLogLine(event.record);
+      if (line.level === 'info' || !throttle || throttle.admit(event.record.reason)) logger[line.level](line.fields, line.msg);
+    } else if (event.kind === 'error') {
+      logger.error({ listener: event.listener, detail: event.message }, 'data plane error');
+    } else if (event.kind === 'dropped' && (!throttle || throttle.admit('records_dropped'))) {
+      logger.warn({ dropped: event.count }, 'connection records dropped: logging (stdout) or the JavaScript thread fell behind');
+    }
   }
 }

@@ -6,7 +6,8 @@ import { loadConfig } from './config/load.js';
 import type { Config } from './config/schema.js';
 import { MailfrontError } from './errors.js';
 import { probeSieveListeners } from './frontends/sieve-capabilities.js';
-import { child, createLogger, logNativeEvents, type Logger } from './log.js';
+import { child, connectionLogThrottle, createLogger, logNativeEvents, type Logger } from './log.js';
+import type { LogThrottle } from './log-throttle.js';
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from './metrics.js';
 import { createProxy, loadAddon, type BoundListener, type NativeProxy, type NativeSnapshot } from './native.js';
 import { buildSnapshot, nativeListeners } from './snapshot.js';
@@ -120,12 +121,16 @@ export class Service {
   #signalHandlers: [NodeJS.Signals, () => void][] = [];
   #hurry = false;
   #health?: { stop(): void };
+  #connLog: Logger;
+  #connThrottle: LogThrottle;
 
   constructor(options: ServiceOptions) {
     this.#options = options;
     this.log = options.logger ?? createLogger();
     this.#notifier = createNotifier(loadAddon().sdNotify);
     this.metrics = createMetrics({ version: VERSION, opensslVersion: loadAddon().opensslVersion });
+    this.#connLog = child(this.log, 'conn');
+    this.#connThrottle = connectionLogThrottle(this.#connLog);
   }
 
   get config(): Config | undefined {
@@ -139,7 +144,7 @@ export class Service {
     const gen = await prepare(this.#options.configPath, this.log);
     this.log.level = gen.config.log.level;
     const proxy = createProxy(gen.config.workers, (events) => {
-      logNativeEvents(child(this.log, 'conn'), events);
+      logNativeEvents(this.#connLog, events, this.#connThrottle);
       for (const e of events) if (e.kind === 'connection' && e.record) this.metrics.observeConnection(e.record);
     });
     let kept: Generation;
@@ -271,6 +276,7 @@ export class Service {
     for (const [sig, fn] of this.#signalHandlers) process.off(sig, fn);
     // Let the last batch of connection records reach the log.
     await new Promise((r) => setImmediate(r));
+    this.#connThrottle.flush();
   }
 
   #publishCertificates(certs: CertStore): void {

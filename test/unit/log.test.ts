@@ -1,6 +1,7 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { child, connectionLogLine, createLogger, logConnection, logNativeEvents, scrubPrivateKeys } from '../../src/log.js';
+import { child, connectionLogLine, connectionLogThrottle, createLogger, logConnection, logNativeEvents, scrubPrivateKeys } from '../../src/log.js';
+import { LogThrottle } from '../../src/log-throttle.js';
 import type { ConnectionRecord } from '../../src/native.js';
 
 function capture() {
@@ -136,6 +137,7 @@ describe('connection lines', () => {
   it.each([
     ['client_closed', 'info'],
     ['backend_closed', 'info'],
+    ['pretls_closed', 'info'],
     ['idle_timeout', 'info'],
     ['shutdown', 'info'],
     ['handshake_failed', 'warn'],
@@ -177,5 +179,55 @@ describe('connection lines', () => {
       ['warn', 'connection closed', '[2001:db8::1]:4000'],
     ]);
     expect(c.json()[1]).toMatchObject({ listener: 'sieve' });
+  });
+});
+
+describe('connection failure lines, throttled per reason', () => {
+  it('writes the first lines of an interval, then one summary per reason with the count', () => {
+    let now = 1_000_000;
+    const summaries: [string, number][] = [];
+    const t = new LogThrottle({ threshold: 3, intervalMs: 10_000, now: () => now, summary: (r, n) => summaries.push([r, n]) });
+    const admitted = (reason: string, n: number) => Array.from({ length: n }, () => t.admit(reason)).filter(Boolean).length;
+    expect(admitted('handshake_failed', 50)).toBe(3);
+    expect(admitted('proxy_header_refused', 2)).toBe(2);
+    expect(summaries).toEqual([]);
+    now += 10_000;
+    // The next line opens a new interval: the last one's summary comes first.
+    expect(t.admit('handshake_failed')).toBe(true);
+    expect(summaries).toEqual([['handshake_failed', 47]]);
+    t.flush();
+    expect(summaries).toEqual([['handshake_failed', 47]]);
+  });
+
+  it('sums up at the end of the interval even when no failure follows', async () => {
+    const summaries: [string, number][] = [];
+    const t = new LogThrottle({ threshold: 1, intervalMs: 50, summary: (r, n) => summaries.push([r, n]) });
+    t.admit('handshake_timeout');
+    t.admit('handshake_timeout');
+    t.admit('handshake_timeout');
+    await new Promise((r) => setTimeout(r, 120));
+    expect(summaries).toEqual([['handshake_timeout', 2]]);
+  });
+
+  it('logNativeEvents: 1,000 failed handshakes and 1,000 normal closes give 1,000 info lines, the threshold of warn lines and one summary', () => {
+    const c = capture();
+    const log = createLogger({ destination: c.destination });
+    const throttle = connectionLogThrottle(log, { threshold: 20, intervalMs: 60_000 });
+    const events = [];
+    for (let i = 0; i < 1000; i++) {
+      events.push({ kind: 'connection' as const, record: record({ reason: 'handshake_failed', detail: 'wrong version number' }) });
+      events.push({ kind: 'connection' as const, record: record() });
+    }
+    logNativeEvents(log, events, throttle);
+    events.length = 0;
+    logNativeEvents(log, [{ kind: 'dropped', count: 5000 }], throttle);
+    throttle.flush();
+    const lines = c.json();
+    expect(lines.filter((l) => l.level === 'info')).toHaveLength(1000);
+    expect(lines.filter((l) => l.reason === 'handshake_failed' && l.msg === 'connection closed')).toHaveLength(20);
+    expect(lines.find((l) => l.msg === 'connection records dropped: logging (stdout) or the JavaScript thread fell behind')).toMatchObject({ level: 'warn', dropped: 5000 });
+    const summary = lines.filter((l) => l.suppressed !== undefined);
+    expect(summary).toEqual([expect.objectContaining({ level: 'warn', reason: 'handshake_failed', suppressed: 980, interval_s: 60 })]);
+    expect(lines).toHaveLength(1000 + 20 + 1 + 1);
   });
 });
