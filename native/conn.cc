@@ -565,8 +565,7 @@ void Conn::step_relay() {
         else if (err == SSL_ERROR_WANT_WRITE) c_writable_ = false;
         else if (err == SSL_ERROR_ZERO_RETURN) { client_eof_ = true; progress = true; }
         else {
-          std::string d = take_ssl_error();
-          return close("client_error", d.empty() ? (errno ? strerror(errno) : "connection reset") : d);
+          return client_failed();
         }
         if (c2b_.empty()) c2b_.release(w_.pool);
       }
@@ -625,8 +624,7 @@ void Conn::step_relay() {
         if (err == SSL_ERROR_WANT_WRITE) c_writable_ = false;
         else if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
         else {
-          std::string d = take_ssl_error();
-          return close("client_error", d.empty() ? (errno ? strerror(errno) : "connection reset") : d);
+          return client_failed();
         }
       }
     }
@@ -650,6 +648,17 @@ void Conn::step_relay() {
 }
 
 // ---- ends ----
+
+// A TLS read or write to the client failed. Once the session is over (the
+// backend closed, as Cyrus does after LOGOUT, or the client had closed) a reset
+// is how many clients end (sieve-connect on every session): an ordinary end,
+// not a client error.
+void Conn::client_failed() {
+  std::string d = take_ssl_error();
+  if (d.empty()) d = errno ? strerror(errno) : "connection reset";
+  if (backend_eof_ || client_eof_) return close(first_eof_ ? first_eof_ : backend_eof_ ? "backend_closed" : "client_closed", "then the client: " + d);
+  close("client_error", d);
+}
 
 // Relayed bytes not yet added to the listener's counters (also on an error path
 // that leaves step_relay early, so stats() and the record agree).

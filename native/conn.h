@@ -74,6 +74,7 @@ class Conn {
   void backend_unavailable(const std::string& why);
   bool filter_backend_greeting();
   void say_goodbye(const std::string& text);
+  void client_failed();
   void flush_counters();
   void close(const char* reason, std::string detail = {});
   void set_deadline(int64_t ms);

@@ -19,6 +19,7 @@ import {
   within,
 } from './harness.js';
 import type { FakeBackend, Pki } from './harness.js';
+import { connectionLogLine } from '../../src/log.js';
 
 let pki: Pki;
 let backend: FakeBackend;
@@ -324,6 +325,30 @@ describe('stats, drain, stop', () => {
       again.socket.destroy();
     } finally {
       px.stop();
+    }
+  });
+
+  it('a client reset once the backend closed (after LOGOUT, as sieve-connect does) is an ordinary end, logged at info', async () => {
+    const bye = await fakeBackend('OK "ready"\r\n', (s) => s.on('data', (d) => d.includes('LOGOUT') && s.end('OK "Logout Complete"\r\n')));
+    const px = startProxy(buildSnapshot(pki, { servers: [bye.address] }));
+    try {
+      // Half-open: no close_notify of its own in answer to mailfront's; the reset is its only goodbye.
+      const raw = net.connect({ host: '127.0.0.1', port: px.port, allowHalfOpen: true });
+      raw.on('error', () => {});
+      const c = await connectTls(px.port, { socket: raw, ca: pki.ca.rootPem, servername: 'mail.a.example' });
+      await c.waitData((d) => d.includes('ready'));
+      c.socket.write('LOGOUT\r\n');
+      await c.waitData((d) => d.includes('Logout Complete'));
+      await waitFor(() => c.socket.readableEnded, 3000, "mailfront's close_notify");
+      raw.resetAndDestroy();
+      await waitFor(() => px.records().length === 1, 3000, 'record');
+      const rec = px.records()[0]!;
+      expect(rec.reason).toBe('backend_closed');
+      expect(rec.detail).toMatch(/^then the client: .*reset/i);
+      expect(connectionLogLine(rec).level).toBe('info');
+    } finally {
+      px.stop();
+      await bye.close();
     }
   });
 
