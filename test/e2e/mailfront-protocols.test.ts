@@ -145,9 +145,14 @@ describe('ManageSieve STARTTLS through mailfront (sieve-connect)', () => {
     const script = `require ["fileinto"];\nif header :contains "subject" "${u.domain}-spam" { fileinto "INBOX"; }\nkeep;\n`;
     writeFileSync(local, script);
     const name = `mf-${u.domain}`;
+    const mark = mf.lines.length;
     const up = await sieveConnect(ports.sieve, u.user, u.password, ['--upload', '--localsieve', local, '--remotesieve', name], tlsArgs);
     expect(up.stderr).toBe('');
     expect(up.code).toBe(0);
+    // sieve-connect resets the connection after LOGOUT: an ordinary end, logged at info.
+    const line = await mf.waitForLog((l) => l.msg === 'connection closed' && l.listener === 'sieve', 5000, mark);
+    expect(line.level).toBe('info');
+    expect(line.reason).toMatch(/^(backend|client)_closed$/);
     const before = await sieveConnect(ports.sieve, u.user, u.password, ['--list'], tlsArgs);
     expect(before.code).toBe(0);
     expect(before.stdout.trim().split('\n')).toContain(`"${name}"`);
