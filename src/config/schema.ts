@@ -4,7 +4,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { z } from 'zod';
+import { z, type Zod } from './zod.js';
 import type { Protocol } from '../native.js';
 import { isHostname, parseListenAddress, parseServerAddress } from './address.js';
 
@@ -178,7 +178,7 @@ export function suggestKey(key: string, known: readonly string[]): string | unde
  * unknown key, in the order of issue.keys (load.ts splits them to place each
  * on its own key's line).
  */
-function obj<S extends z.ZodRawShape>(shape: S) {
+function obj<S extends Zod.ZodRawShape>(shape: S) {
   const known = Object.keys(shape);
   return z.strictObject(shape, {
     error: (iss) => {
@@ -195,7 +195,7 @@ function obj<S extends z.ZodRawShape>(shape: S) {
 
 // ---------------------------------------------------------------- field types
 
-type Ctx = z.core.$RefinementCtx<unknown>;
+type Ctx = Zod.core.$RefinementCtx<unknown>;
 
 function describe(v: unknown): string {
   if (v === undefined) return 'nothing';
@@ -271,7 +271,7 @@ const ident = (what: string) =>
 const filePath = str('a file or directory path').refine((p) => !p.includes('\0'), 'a path cannot hold a NUL byte');
 
 /** A list; a single scalar is taken as a list of one when `single` is set. */
-const list = <T extends z.ZodType>(item: T, opts: { min?: number; single?: boolean; what: string }) =>
+const list = <T extends Zod.ZodType>(item: T, opts: { min?: number; single?: boolean; what: string }) =>
   z
     .any()
     .optional()
@@ -540,7 +540,7 @@ const Route = obj({
     .pipe(z.record(z.string(), ident('backend'))),
 });
 
-const mapping = <T extends z.ZodType<unknown, Record<string, unknown>>>(inner: T, what: string) =>
+const mapping = <T extends Zod.ZodType<unknown, Record<string, unknown>>>(inner: T, what: string) =>
   z
     .any()
     .optional()
@@ -592,7 +592,7 @@ export const ConfigSchema = obj({
   log: mapping(obj({ level: enumOf(LOG_LEVELS, 'info') }), 'log settings'),
 });
 
-export type RawConfig = z.output<typeof ConfigSchema>;
+export type RawConfig = Zod.output<typeof ConfigSchema>;
 
 // ---------------------------------------------------------------- cross references
 

@@ -160,6 +160,26 @@ while True:
     }
   });
 
+  it('starts, serves and stops with 32 open files at most (a low LimitNOFILE=), check too', async () => {
+    const port = await freePort();
+    const config = writeConfig('nofile', [`127.0.0.1:${port}`], await freePort());
+    const limited = (cmd: string) => launch('prlimit', ['--nofile=32:32', process.execPath, CLI, cmd, '--config', config]);
+    const check = limited('check');
+    expect(await check.exited, check.lines.join('\n')).toBe(0);
+    const d = limited('run');
+    try {
+      await d.waitFor(/mailfront ready/);
+      const { socket, greeting } = await connect(port);
+      expect(greeting).toBe('* OK test backend ready\r\n');
+      socket.destroy();
+      d.child.kill('SIGTERM');
+      expect(await d.exited).toBe(0);
+      expect(d.lines.join('\n')).not.toMatch(/EMFILE/);
+    } finally {
+      d.child.kill('SIGKILL');
+    }
+  });
+
   it('serves sockets passed by systemd-socket-activate (LISTEN_FDS, LISTEN_FDNAMES)', async () => {
     const port = await freePort();
     // The config's own address is not bound: the fd named "imaps" is used instead.
