@@ -31,6 +31,14 @@ constexpr size_t kMaxPlainOutHard = 16 * 1024;
 constexpr int64_t kFinLingerMs = 10000;
 // A backend greeting must fit one relay buffer.
 constexpr uint32_t kMaxGreeting = kChunk;
+// The STARTTLS filter of capability lists runs before authentication only: it
+// stops once this many bytes went either way (a login takes far fewer), or a
+// backend line grows longer than the second bound. Bytes after authentication
+// are never parsed (COMPRESS=DEFLATE may follow) and cost nothing.
+constexpr uint32_t kCapWindowBytes = 16 * 1024;
+constexpr uint32_t kMaxCapLine = 4 * 1024;
+// Bytes of a client line looked at for the command (the tag and the command word).
+constexpr size_t kClientLineStart = 64;
 
 double ms_between(int64_t from_us, int64_t to_us) { return from_us && to_us >= from_us ? double(to_us - from_us) / 1000.0 : 0; }
 
@@ -506,6 +514,7 @@ void Conn::connected() {
     case Proto::ManageSieve: greeting_ = Greeting::StripStarttls; break;
     default: greeting_ = Greeting::None;
   }
+  cap_window_ = is_starttls(policy().proto);
   b_readable_ = true;
   state_ = State::Relaying;
   last_activity_ms_ = w_.now;
@@ -543,6 +552,48 @@ bool Conn::filter_backend_greeting() {
   return true;
 }
 
+// After STARTTLS the client is in TLS already: a backend that offers STARTTLS
+// (Cyrus with a certificate of its own) must not be believed by it, in the
+// greeting (filter_backend_greeting) or in any capability list before login.
+// Whole lines only: a line still arriving waits in b2c_ behind b2c_ready_.
+void Conn::filter_capabilities() {
+  if (b2c_.len > b2c_ready_) {
+    char* fresh = b2c_.head() + b2c_ready_;
+    size_t len = b2c_.len - b2c_ready_, consumed = 0;
+    std::string kept = strip_starttls_lines(family(policy().proto), std::string_view(fresh, len), consumed);
+    size_t rest = len - consumed;  // kept.size() <= consumed: the buffer never grows
+    memmove(fresh + kept.size(), fresh + consumed, rest);
+    memcpy(fresh, kept.data(), kept.size());
+    b2c_.len = b2c_ready_ + uint32_t(kept.size() + rest);
+    b2c_ready_ += uint32_t(kept.size());
+  }
+  // A line that never ends, or the backend's last words, pass as they are.
+  if (backend_eof_ || b2c_.len - b2c_ready_ >= kMaxCapLine) end_capability_window();
+}
+
+// The client's lines, looked at until it starts to authenticate: then the window closes.
+void Conn::watch_client_lines(const char* data, size_t n) {
+  cap_window_bytes_ += uint32_t(n);
+  for (size_t i = 0; i < n && cap_window_;) {
+    const char* nl = static_cast<const char*>(memchr(data + i, '\n', n - i));
+    size_t end = nl ? size_t(nl - data) : n;
+    client_line_.append(data + i, std::min(end - i, kClientLineStart - std::min(kClientLineStart, client_line_.size())));
+    if (!nl) break;
+    std::string_view line(client_line_);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (starts_authentication(family(policy().proto), line)) end_capability_window();
+    client_line_.clear();
+    i = end + 1;
+  }
+  if (cap_window_bytes_ > kCapWindowBytes) end_capability_window();
+}
+
+void Conn::end_capability_window() {
+  cap_window_ = false;
+  b2c_ready_ = 0;
+  std::string().swap(client_line_);
+}
+
 // ---- relay ----
 
 void Conn::step_relay() {
@@ -559,6 +610,7 @@ void Conn::step_relay() {
         c2b_.len += uint32_t(n);
         bytes_in_ += uint64_t(n);
         progress = true;
+        if (cap_window_) watch_client_lines(into, size_t(n));
       } else {
         int err = SSL_get_error(ssl_, n);
         if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
@@ -594,6 +646,7 @@ void Conn::step_relay() {
       if (n > 0) {
         b2c_.len += uint32_t(n);
         progress = true;
+        if (cap_window_ && (cap_window_bytes_ += uint32_t(n)) > kCapWindowBytes) end_capability_window();
       } else if (n == 0) {
         backend_eof_ = true;
         progress = true;
@@ -612,11 +665,13 @@ void Conn::step_relay() {
       }
       progress = true;
     }
-    if (!b2c_.empty() && c_writable_) {
+    if (cap_window_ && greeting_ == Greeting::None) filter_capabilities();
+    if (sendable() > 0 && c_writable_) {
       ERR_clear_error();
-      int n = SSL_write(ssl_, b2c_.head(), int(b2c_.len));
+      int n = SSL_write(ssl_, b2c_.head(), int(sendable()));
       if (n > 0) {
         bytes_out_ += uint64_t(n);
+        if (cap_window_) b2c_ready_ -= uint32_t(n);
         b2c_.consume(uint32_t(n), w_.pool);
         progress = true;
       } else {
@@ -676,8 +731,8 @@ void Conn::say_goodbye(const std::string& text) {
     // Best effort: what still pends for the client goes first, the goodbye after
     // it; not a backend greeting still waiting for its filter (it may say STARTTLS).
     if (greeting_ != Greeting::None) b2c_.release(w_.pool);
-    if (!b2c_.empty()) {
-      int n = SSL_write(ssl_, b2c_.head(), int(b2c_.len));
+    if (sendable() > 0) {
+      int n = SSL_write(ssl_, b2c_.head(), int(sendable()));
       if (n > 0) bytes_out_ += uint64_t(n);
       b2c_.release(w_.pool);
     }

@@ -73,6 +73,10 @@ class Conn {
   void connected();
   void backend_unavailable(const std::string& why);
   bool filter_backend_greeting();
+  void filter_capabilities();
+  void watch_client_lines(const char* data, size_t n);
+  void end_capability_window();
+  uint32_t sendable() const { return cap_window_ ? b2c_ready_ : b2c_.len; }
   void say_goodbye(const std::string& text);
   void client_failed();
   void flush_counters();
@@ -110,6 +114,12 @@ class Conn {
   PreTlsDialog::Next after_flush_ = PreTlsDialog::Next::Continue;
 
   Buf c2b_, b2c_;
+  // After STARTTLS, until the client authenticates (or kCapWindowBytes went by):
+  // capability lines from the backend lose STARTTLS. Only the first b2c_ready_
+  // bytes of b2c_ are filtered and may go to the client; the rest is a line still arriving.
+  bool cap_window_ = false;
+  uint32_t b2c_ready_ = 0, cap_window_bytes_ = 0;
+  std::string client_line_;  // the start of the client's current command line
   int backend_ = -1;
   size_t server_ = 0, attempts_ = 0, first_server_ = 0;
   std::string sni_, backend_local_;

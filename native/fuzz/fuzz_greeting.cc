@@ -12,7 +12,12 @@
 //    does not depend on the read split;
 //  - swallow drops exactly the first line, and only a "* OK"/"+OK" one;
 //  - both agree with the code as it was in Conn::filter_backend_greeting
-//    before the extraction (a differential check, kept below as a reference).
+//    before the extraction (a differential check, kept below as a reference);
+//  - strip_starttls_lines (every capability list before login), for each
+//    protocol family: never longer than what it consumed, consumes exactly
+//    through the last LF, the same result whatever the read split, idempotent,
+//    lines that offer nothing like STARTTLS unchanged, only POP3 "STLS" and
+//    ManageSieve "STARTTLS" lines dropped; starts_authentication never crashes.
 #include <cctype>
 #include <cstdint>
 #include <string>
@@ -52,10 +57,48 @@ bool is_starttls_line(std::string_view line) {
   return bare.size() == 10 && starts_with_ci(bare, "\"STARTTLS\"");
 }
 
+bool contains_ci(std::string_view s, std::string_view upper) {
+  for (size_t i = 0; i + upper.size() <= s.size(); i++)
+    if (starts_with_ci(s.substr(i), upper)) return true;
+  return false;
+}
+
+void check_capability_filter(mf::ProtoFamily family, std::string_view in) {
+  size_t consumed = 0;
+  std::string out = mf::strip_starttls_lines(family, in, consumed);
+  size_t last_nl = in.rfind('\n');
+  FUZZ_CHECK(consumed == (last_nl == std::string_view::npos ? 0 : last_nl + 1), "caps: consumed %zu", consumed);
+  FUZZ_CHECK(out.size() <= consumed, "caps: output grew %zu > %zu", out.size(), consumed);
+  size_t again_consumed = 0;
+  FUZZ_CHECK(mf::strip_starttls_lines(family, out, again_consumed) == out, "caps: not idempotent");
+  // Read split: the lines of a prefix, then those of the rest with the carried partial line.
+  size_t cut = in.empty() ? 0 : size_t(in[0]) % (in.size() + 1);
+  size_t c1 = 0, c2 = 0;
+  std::string split = mf::strip_starttls_lines(family, in.substr(0, cut), c1);
+  split += mf::strip_starttls_lines(family, in.substr(c1), c2);
+  FUZZ_CHECK(split == out && c1 + c2 == consumed, "caps: depends on the read split at %zu", cut);
+  // Line by line: unchanged unless it offers STARTTLS; POP3 and ManageSieve only drop whole lines.
+  size_t ip = 0, op = 0;
+  for (size_t nl; (nl = in.find('\n', ip)) != std::string_view::npos; ip = nl + 1) {
+    std::string_view line = in.substr(ip, nl + 1 - ip);
+    std::string_view bare = line.substr(0, line.find_first_of("\r\n"));
+    bool offers = contains_ci(bare, family == mf::ProtoFamily::Pop3 ? "STLS" : "STARTTLS");
+    size_t dummy = 0;
+    std::string alone = mf::strip_starttls_lines(family, line, dummy);
+    if (!offers) FUZZ_CHECK(alone == line, "caps: a line without STARTTLS changed");
+    if (family != mf::ProtoFamily::Imap) FUZZ_CHECK(alone.empty() || alone == line, "caps: a line was edited, not dropped");
+    FUZZ_CHECK(std::string_view(out).substr(op, alone.size()) == alone, "caps: not the lines one by one");
+    op += alone.size();
+  }
+  FUZZ_CHECK(op == out.size(), "caps: extra output");
+  (void)mf::starts_authentication(family, in.substr(0, in.find('\n')));
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view in(reinterpret_cast<const char*>(data), size);
+  for (auto f : {mf::ProtoFamily::Imap, mf::ProtoFamily::Pop3, mf::ProtoFamily::Sieve}) check_capability_filter(f, in);
 
   // ---- IMAP / POP3: swallow ----
   bool complete = false;

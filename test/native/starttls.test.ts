@@ -242,3 +242,68 @@ describe('STARTTLS: the handshake starts right after the reply', () => {
   });
 });
 
+
+describe('after STARTTLS, capability lists lose STARTTLS until the client logs in', () => {
+  // A backend with a certificate of its own: it offers STARTTLS in every capability list.
+  const caps = {
+    imap: (tag: string) => `* CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN\r\n${tag} OK Completed\r\n`,
+    pop3: () => '+OK\r\nTOP\r\nSTLS\r\nUSER\r\n.\r\n',
+    managesieve: () => '"IMPLEMENTATION" "Cyrus timsieved"\r\n"STARTTLS"\r\n"VERSION" "1.0"\r\nOK\r\n',
+  };
+  const login = {
+    imap: (tag: string) => `${tag} OK [CAPABILITY IMAP4rev1 STARTTLS] Logged in\r\n`,
+    pop3: () => '+OK\r\n',
+    managesieve: () => 'OK\r\n',
+  };
+  const greeting = { imap: '* OK [CAPABILITY IMAP4rev1 STARTTLS] ready\r\n', pop3: '+OK ready\r\n', managesieve: caps.managesieve() };
+  const capaCommand = { imap: 'a1 CAPABILITY', pop3: 'CAPA', managesieve: 'CAPABILITY' };
+  const loginCommand = { imap: 'a2 LOGIN alice secret', pop3: 'USER alice', managesieve: 'AUTHENTICATE "PLAIN" "AGFsaWNlAHNlY3JldA=="' };
+  const starttls = { imap: 'a0 STARTTLS', pop3: 'STLS', managesieve: 'STARTTLS' };
+
+  for (const protocol of ['imap', 'pop3', 'managesieve'] as const) {
+    it(`${protocol}: filtered in a response arriving byte by byte, untouched once the client authenticates`, async () => {
+      const backend = await fakeBackend(greeting[protocol], (s) => {
+        let buf = '';
+        s.on('data', (d) => {
+          buf += d.toString();
+          for (let nl; (nl = buf.indexOf('\n')) >= 0; buf = buf.slice(nl + 1)) {
+            const line = buf.slice(0, nl).trim();
+            const tag = line.split(' ')[0]!;
+            const isCapa = /^(\S+ )?(CAPABILITY|CAPA)$/i.test(line);
+            const reply = isCapa ? caps[protocol](tag) : login[protocol](tag);
+            // Capability lists trickle in, one byte at a time.
+            const trickle = (i: number): void => void (i < reply.length && !s.destroyed && (s.write(reply[i]!), setTimeout(() => trickle(i + 1), 1)));
+            if (isCapa) trickle(0);
+            else s.write(reply);
+          }
+        });
+      });
+      const px = startProxy(buildSnapshot(pki, { protocol, servers: [backend.address] }));
+      try {
+        const raw = await connectRaw(px.port);
+        await raw.waitData((d) => /ready/.test(d));
+        raw.socket.write(`${starttls[protocol]}\r\n`);
+        await raw.waitData((d) => /Begin TLS/i.test(d));
+        raw.socket.removeAllListeners('data');
+        const t = tls.connect({ socket: raw.socket, ca: pki.ca.rootPem, servername: 'mail.a.example' });
+        const c = wrapTls(t);
+        await within(new Promise((r) => t.once('secureConnect', r)), 5000, 'handshake');
+        const sieveGreeting = protocol === 'managesieve' ? caps.managesieve().replace('"STARTTLS"\r\n', '') : '';
+        const expected = caps[protocol]('a1').replace(/ STARTTLS|STLS\r\n|"STARTTLS"\r\n/, '');
+        t.write(`${capaCommand[protocol]}\r\n`);
+        expect(await c.waitData((d) => d.length >= sieveGreeting.length + expected.length)).toBe(sieveGreeting + expected);
+        // Authentication starts: from here on the backend's bytes pass as they are.
+        t.write(`${loginCommand[protocol]}\r\n`);
+        const afterLogin = sieveGreeting + expected + login[protocol]('a2');
+        expect(await c.waitData((d) => d.length >= afterLogin.length)).toBe(afterLogin);
+        t.write(`${protocol === 'imap' ? 'again CAPABILITY' : capaCommand[protocol]}\r\n`);
+        const untouched = afterLogin + caps[protocol]('again');
+        expect(await c.waitData((d) => d.length >= untouched.length)).toBe(untouched);
+        t.destroy();
+      } finally {
+        px.stop();
+        await backend.close();
+      }
+    });
+  }
+});
