@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxy } from '../../src/native.js';
 import type { NativeEvent } from '../../src/native.js';
-import { buildSnapshot, deadPort, makePki, waitFor } from './harness.js';
+import { buildSnapshot, deadAddress, makePki, waitFor } from './harness.js';
 import type { Pki } from './harness.js';
 
 let pki: Pki;
@@ -34,7 +34,7 @@ describe('event queue', () => {
     const events: NativeEvent[] = [];
     const proxy = createProxy(1, (batch) => events.push(...batch), { maxPendingEvents: 10 });
     try {
-      proxy.apply(buildSnapshot(pki, { servers: [`127.0.0.1:${await deadPort()}`] }));
+      proxy.apply(buildSnapshot(pki, { servers: [await deadAddress()] }));
       const [bound] = proxy.start([{ name: 'l0', protocol: 'imaps', addresses: ['127.0.0.1:0'] }]);
       const port = Number(bound!.addresses[0]!.split(':').pop());
       // spawnSync keeps this thread (the one records are delivered on) busy throughout.

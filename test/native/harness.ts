@@ -112,11 +112,14 @@ export interface Running {
   stop(): void;
 }
 
-export function startProxy(snapshot: NativeSnapshot, workers = 1): Running {
+/** A proxy with the snapshot's listeners, the first on <address> (default: a free loopback port), the others on free ports. */
+export function startProxy(snapshot: NativeSnapshot, workers = 1, address = '127.0.0.1:0'): Running {
   const events: NativeEvent[] = [];
   const proxy = createProxy(workers, (batch) => events.push(...batch));
   proxy.apply(snapshot);
-  const bound = proxy.start(snapshot.listeners.map((l) => ({ name: l.name, protocol: l.protocol, addresses: ['127.0.0.1:0'] })));
+  const bound = proxy.start(
+    snapshot.listeners.map((l, i) => ({ name: l.name, protocol: l.protocol, addresses: [i === 0 ? address : '127.0.0.1:0'] })),
+  );
   const ports = bound.map((b) => Number(b.addresses[0]!.split(':').pop()));
   const port = ports[0]!;
   let stopped = false;
@@ -201,13 +204,19 @@ export async function fakeBackend(
   };
 }
 
-/** A loopback port with nothing listening (bound, then closed). */
-export async function deadPort(): Promise<number> {
+/**
+ * A backend address where nothing listens: connects are refused. On 127.0.0.2,
+ * where no test listens (proxies and fake backends use 127.0.0.1): a port just
+ * closed may be the next one the kernel gives to a bind(0), and on 127.0.0.1
+ * that was once the proxy's own listener, so the "dead" backend was the proxy
+ * itself and the client waited for the handshake timeout (relay.test.ts).
+ */
+export async function deadAddress(): Promise<string> {
   const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  await new Promise<void>((r) => s.listen(0, '127.0.0.2', r));
   const port = (s.address() as net.AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
-  return port;
+  return `127.0.0.2:${port}`;
 }
 
 // ---- clients ----
