@@ -226,6 +226,39 @@ while True:
     }
   });
 
+  it('a flood of failed handshakes: 20 warn lines one by one, then one summary line with the rest; metrics count them all', async () => {
+    const port = await freePort();
+    const metricsPort = await freePort();
+    const d = launch(process.execPath, [CLI, 'run', '--config', writeConfig('flood', [`127.0.0.1:${port}`], metricsPort)]);
+    try {
+      await d.waitFor(/mailfront ready/);
+      const N = 60;
+      for (let i = 0; i < N; i++) {
+        // Not TLS: the handshake fails at once.
+        const s = net.connect({ host: '127.0.0.1', port });
+        s.on('error', () => {});
+        await new Promise<void>((r) => s.once('connect', () => (s.end('GET / HTTP/1.0\r\n\r\n'), s.once('close', () => r()))));
+      }
+      const closed = () => {
+        const m = /^mailfront_connections_closed_total\{listener="imaps",reason="handshake_failed"\} (\d+)$/m;
+        return fetch(`http://127.0.0.1:${metricsPort}/metrics`).then(async (r) => Number(m.exec(await r.text())?.[1] ?? 0));
+      };
+      const deadline = Date.now() + 5000;
+      while ((await closed()) < N && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await closed()).toBe(N);
+      d.child.kill('SIGTERM');
+      expect(await d.exited).toBe(0);
+      const json = d.lines.filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      expect(json.filter((l) => l.msg === 'connection closed' && l.reason === 'handshake_failed')).toHaveLength(20);
+      // The summary comes at the end of the 10 s interval, or at stop at the latest.
+      expect(json.filter((l) => l.suppressed !== undefined)).toEqual([
+        expect.objectContaining({ level: 'warn', component: 'conn', reason: 'handshake_failed', suppressed: N - 20 }),
+      ]);
+    } finally {
+      d.child.kill('SIGKILL');
+    }
+  });
+
   it('/metrics counts the connections made, and a SIGTERM drain lets an open transfer finish', async () => {
     const port = await freePort();
     const metricsPort = await freePort();
