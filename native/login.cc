@@ -117,10 +117,14 @@ bool unbase64(std::string_view in, std::string& out) {
 // The user name inside a client's SASL payload number <step> (0: the first,
 // or the initial response), for the mechanisms that show one. Only the user
 // leaves: the decoded bytes (with the password of PLAIN) are wiped here.
-std::string sasl_user(std::string_view mech, unsigned step, std::string_view payload) {
+// LOGIN sends the user and the password alike: its user is taken only from an
+// initial response or an answer to a challenge that asked for it (<asked_user>),
+// so that a parser out of step with a broken server never takes the password.
+std::string sasl_user(std::string_view mech, unsigned step, std::string_view payload, bool asked_user) {
   bool plain = iequals(mech, "PLAIN"), login = iequals(mech, "LOGIN");
   bool scram = mech.size() > 6 && iequals(mech.substr(0, 6), "SCRAM-");
   if (step != 0 || !(plain || login || scram) || payload == "*" || payload == "=") return {};
+  if (login && !asked_user) return {};
   std::string raw;
   std::string user;
   if (unbase64(payload, raw)) {
@@ -183,7 +187,7 @@ void LoginWatch::Lines::wipe() {
   reset_segment();
   mf::wipe(literal);
   in_literal = false;
-  literal_left = 0;
+  literal_left = literal_done = 0;
 }
 
 // ---- LoginWatch ----
@@ -223,8 +227,14 @@ void LoginWatch::scan(Lines& L, std::string_view d, OnSegment seg, OnLiteral lit
       size_t take = size_t(std::min<uint64_t>(L.literal_left, d.size() - i));
       if (L.literal.size() < L.capture_max) L.literal.append(d.data() + i, std::min(take, L.capture_max - L.literal.size()));
       L.literal_left -= take;
+      L.literal_done += take;
       i += take;
+      // The bound counts whole lines and literals since the last outcome, and
+      // what is under way: where watching stops does not depend on the reads.
+      if (since_outcome_ + L.literal_done > bound_) return stop(State::Bound);
       if (L.literal_left == 0) {
+        since_outcome_ += L.literal_done;
+        L.literal_done = 0;
         L.in_literal = false;
         L.continued = true;
         lit();
@@ -237,8 +247,13 @@ void LoginWatch::scan(Lines& L, std::string_view d, OnSegment seg, OnLiteral lit
     size_t end = nl ? size_t(static_cast<const char*>(nl) - d.data()) : d.size();
     L.append(d.data() + i, end - i);
     i = end;
-    if (!nl) break;
+    if (!nl) {
+      if (since_outcome_ + L.len > bound_) return stop(State::Bound);
+      break;
+    }
     i++;
+    since_outcome_ += L.len + 1;
+    if (since_outcome_ > bound_) return stop(State::Bound);
     // The segment is whole: look for "{n}" or "{n+}" at its end (before CR).
     std::string_view t(L.tail, L.tail_n);
     if (!t.empty() && t.back() == '\r') t.remove_suffix(1);
@@ -280,28 +295,19 @@ void LoginWatch::scan(Lines& L, std::string_view d, OnSegment seg, OnLiteral lit
   }
 }
 
-void LoginWatch::count(size_t n, bool outcome) {
-  if (!watching()) return;
-  since_outcome_ = outcome ? 0 : since_outcome_ + n;
-  if (since_outcome_ > bound_) stop(State::Bound);
-}
-
 void LoginWatch::client(std::string_view data, std::vector<LoginOutcome>& out) {
   if (!watching()) return;
-  size_t before = out.size();
+  (void)out;  // client bytes alone decide no outcome
   scan(
       c_, data,
       [&](std::string_view line, bool literal, bool sync) { return client_segment(line, literal, sync); },
       [&] { client_literal_done(); });
-  count(data.size(), out.size() != before);
 }
 
 void LoginWatch::server(std::string_view data, std::vector<LoginOutcome>& out) {
   if (!watching()) return;
-  size_t before = out.size();
   scan(
       s_, data, [&](std::string_view line, bool literal, bool) { return server_segment(line, literal, out); }, [] {});
-  count(data.size(), out.size() != before);
 }
 
 LoginWatch::Pending* LoginWatch::auth_pending() {
@@ -383,7 +389,8 @@ void LoginWatch::sasl_response(std::string_view payload) {
   // ManageSieve sends the response as a string.
   if (family_ == ProtoFamily::Sieve && payload.size() >= 2 && payload.front() == '"' && payload.back() == '"')
     payload = payload.substr(1, payload.size() - 2);
-  if (a->user.empty()) a->user = sasl_user(a->mech, a->step, payload);
+  if (a->user.empty()) a->user = sasl_user(a->mech, a->step, payload, a->asked_user);
+  a->asked_user = false;
   if (a->step < 255) a->step++;
 }
 
@@ -399,7 +406,7 @@ void LoginWatch::imap_command(std::string_view line) {
     if (mech.type != Tok::Atom) return;
     Pending p{Pending::Kind::Auth, std::string(tag.text.substr(0, 64)), {}, upper_str(mech.text)};
     if (ir.type == Tok::Atom) {
-      p.user = sasl_user(p.mech, 0, ir.text);
+      p.user = sasl_user(p.mech, 0, ir.text, true);
       p.step = 1;
     }
     push(std::move(p));
@@ -422,7 +429,7 @@ void LoginWatch::pop3_command(std::string_view line) {
     size_t s2 = args.find(' ');
     p = {Pending::Kind::Auth, {}, {}, upper_str(args.substr(0, s2))};
     if (s2 != std::string_view::npos) {
-      p.user = sasl_user(p.mech, 0, args.substr(s2 + 1));
+      p.user = sasl_user(p.mech, 0, args.substr(s2 + 1), true);
       p.step = 1;
     }
   } else {
@@ -441,7 +448,7 @@ void LoginWatch::sieve_command(std::string_view line) {
     if (mech.type == Tok::Quoted) {
       p = {Pending::Kind::Auth, {}, {}, upper_str(mech.text)};
       if (ir.type == Tok::Quoted || ir.type == Tok::Kept) {
-        p.user = sasl_user(p.mech, 0, ir.type == Tok::Quoted ? ir.text : std::string_view(cmd_lit_));
+        p.user = sasl_user(p.mech, 0, ir.type == Tok::Quoted ? ir.text : std::string_view(cmd_lit_), true);
         p.step = 1;
       } else if (ir.type == Tok::Skipped) {
         p.step = 1;
@@ -453,8 +460,20 @@ void LoginWatch::sieve_command(std::string_view line) {
 
 // ---- server ----
 
+// A SASL challenge: the client's next line answers it. Only "does it ask for
+// a user name" is kept (the LOGIN mechanism's "Username:").
+void LoginWatch::challenge(std::string_view text) {
+  sasl_continues_++;
+  Pending* a = auth_pending();
+  while (!text.empty() && text[0] == ' ') text.remove_prefix(1);
+  std::string raw;
+  a->asked_user = unbase64(text.substr(0, 64), raw) && raw.size() >= 4 && iequals(std::string_view(raw).substr(0, 4), "USER");
+  wipe(raw);
+}
+
 void LoginWatch::finish(Pending& p, LoginOutcome::Result r, std::vector<LoginOutcome>& out) {
   out.push_back({r, p.user, p.mech});
+  since_outcome_ = 0;
   if (r == LoginOutcome::Result::Success) stop(State::Authenticated);
 }
 
@@ -467,7 +486,7 @@ bool LoginWatch::server_segment(std::string_view line, bool literal, std::vector
       // A continuation (its text is no literal): for a synchronizing literal
       // the client announced, else a SASL challenge.
       if (literal_waits_ > 0) literal_waits_--;
-      else if (auth_pending()) sasl_continues_++;
+      else if (auth_pending()) challenge(line.substr(1));
       return false;
     }
     server_response(line, out);
@@ -519,7 +538,7 @@ void LoginWatch::server_response(std::string_view line, std::vector<LoginOutcome
       bool ok = line.size() >= 3 && iequals(line.substr(0, 3), "+OK");
       bool err = line.size() >= 4 && iequals(line.substr(0, 4), "-ERR");
       if (!ok && !err) {
-        if (!line.empty() && line[0] == '+' && auth_pending()) sasl_continues_++;
+        if (!line.empty() && line[0] == '+' && auth_pending()) challenge(line.substr(1));
         return;
       }
       if (pending_.empty()) return;
@@ -537,7 +556,8 @@ void LoginWatch::server_response(std::string_view line, std::vector<LoginOutcome
       std::string_view word = t.type == Tok::Atom ? t.text.substr(0, t.text.find('(')) : std::string_view();
       bool ok = iequals(word, "OK"), no = iequals(word, "NO"), bye = iequals(word, "BYE");
       if (!ok && !no && !bye) {
-        if (auth_pending()) sasl_continues_++;
+        // A challenge is a string; one sent as a literal is not read (its text stays unknown).
+        if (auth_pending()) challenge(t.type == Tok::Quoted ? t.text : std::string_view());
         return;
       }
       if (pending_.empty()) return;

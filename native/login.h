@@ -57,6 +57,7 @@ class LoginWatch {
     char tail[24] = {};      // last bytes of the segment (literal announcement)
     size_t tail_n = 0;
     uint64_t literal_left = 0;
+    uint64_t literal_done = 0;  // octets of the current literal read so far
     bool in_literal = false;
     bool continued = false;  // this segment continues a line after a literal
     bool literals = false;   // the protocol has literals
@@ -73,6 +74,7 @@ class LoginWatch {
     std::string mech;
     bool multiline = false;  // POP3: a +OK answer carries lines up to "."
     uint8_t step = 0;        // client SASL payloads so far (the initial response counts)
+    bool asked_user = false; // the last challenge asked for a user name (LOGIN mechanism)
   };
 
   template <class OnSegment, class OnLiteral>
@@ -81,12 +83,12 @@ class LoginWatch {
   void client_literal_done();
   bool server_segment(std::string_view line, bool literal_follows, std::vector<LoginOutcome>& out);
   void server_response(std::string_view line, std::vector<LoginOutcome>& out);
+  void challenge(std::string_view text);
   void imap_command(std::string_view line);
   void pop3_command(std::string_view line);
   void sieve_command(std::string_view line);
   void sasl_response(std::string_view payload);
   void finish(Pending& p, LoginOutcome::Result r, std::vector<LoginOutcome>& out);
-  void count(size_t n, bool outcome);
   void push(Pending p);
   void stop(State why);
   Pending* auth_pending();
