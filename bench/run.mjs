@@ -245,9 +245,9 @@ function mailfrontPeer(label, nodeBin, defaultInstance, extra = {}) {
         'backends:',
         `  echo: {servers: ["127.0.0.1:${BACKEND_ECHO}"]}`,
         `  sink: {servers: ["127.0.0.1:${BACKEND_SINK}"]}`,
-        // One client address makes every connection: no connection rate. Login tracking (and the
-        // ban check at accept) stays on unless the peer is mailfront-noauth.
-        `limits: {connections: 200000, per_client: 200000, connection_rate: off${this.noauth ? ', login_tracking: false, login_failures: off' : ''}}`,
+        // One client address makes every connection: a connection rate it never reaches, so the
+        // table is still asked at each accept. mailfront-noauth: login tracking, bans and rate off.
+        `limits: {connections: 200000, per_client: 200000, ${this.noauth ? 'connection_rate: off, login_tracking: false, login_failures: off' : 'connection_rate: 10000000'}}`,
         'timeouts: {drain: 1s}',
         ...(ticketKeys || this.groups ? ['tls:'] : []),
         ...(ticketKeys ? [`  ticket_keys: ${ticketKeys}`] : []),
