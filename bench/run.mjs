@@ -89,7 +89,7 @@ const CLASSICAL = 'X25519';
 // Ports: backend echo / discard; each peer listens on base (echo) and base+1 (discard).
 const BACKEND_ECHO = 24001;
 const BACKEND_SINK = 24002;
-const PORTS = { mailfront: 24101, 'mailfront@24': 24111, haproxy: 24201, stunnel: 24301, nginx: 24401, node: 24501 };
+const PORTS = { mailfront: 24101, 'mailfront@24': 24111, 'mailfront-noauth': 24121, haproxy: 24201, stunnel: 24301, nginx: 24401, node: 24501 };
 // Fleet: mailfront instances A and B (each on base and base+1) behind a plain TCP balancer.
 const FLEET_PORTS = { a: 24601, b: 24611, lb: 24701 };
 const FLEET_NAMES = 99; // odd: with round-robin over 2 instances, consecutive uses of a name alternate instances
