@@ -99,6 +99,8 @@ describe('login bans', () => {
       expect(await other.login('carol', 'good')).toMatch(/^t1 OK /m);
       other.end();
 
+      // Events come in batches (every 50 ms): wait for the ban's.
+      await waitFor(() => of(r, 'ban').length > 0, 2000, 'the ban event');
       const bans = of(r, 'ban');
       expect(bans).toHaveLength(1);
       expect(bans[0]).toMatchObject({ network: '127.0.0.2', failures: 3, listener: 'l0' });
