@@ -3,7 +3,7 @@
     {
       "target_name": "mailfront",
       "sources": [
-        "native/addon.cc", "native/conn.cc", "native/crc32c.cc", "native/dialog.cc", "native/greeting.cc", "native/net.cc", "native/proxy_header.cc", "native/proxy_parse.cc", "native/snapshot.cc", "native/sni.cc", "native/tickets.cc", "native/tls.cc", "native/worker.cc"
+        "native/addon.cc", "native/client_net.cc", "native/conn.cc", "native/conn_login.cc", "native/crc32c.cc", "native/dialog.cc", "native/greeting.cc", "native/guard.cc", "native/login.cc", "native/net.cc", "native/proxy_header.cc", "native/proxy_parse.cc", "native/snapshot.cc", "native/sni.cc", "native/tickets.cc", "native/tls.cc", "native/worker.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "OPENSSL_API_COMPAT=30000"],

@@ -81,7 +81,7 @@ const node24Versions = () => (node24Ver ??= JSON.parse(execFileSync(node24Bin(),
 const PEERS = (args.peers ?? ['mailfront', ...(node24() ? ['mailfront@24'] : []), 'haproxy', 'stunnel', 'nginx', 'node'].join(',')).split(',');
 const SCEN = new Set(args.scenarios.split(','));
 const CPU_SCENARIOS = ['full', 'resumed', 'reuse', 'bulk', 'rtt', 'full-hybrid'].filter((s) => SCEN.has(s));
-const isMailfront = (name) => name === 'mailfront' || name.startsWith('mailfront@');
+const isMailfront = (name) => name === 'mailfront' || name === 'mailfront-noauth' || name.startsWith('mailfront@');
 // The hybrid post-quantum group the full-hybrid scenario offers (alone), and its classical counterpart.
 const HYBRID = 'X25519MLKEM768';
 const CLASSICAL = 'X25519';
@@ -89,7 +89,7 @@ const CLASSICAL = 'X25519';
 // Ports: backend echo / discard; each peer listens on base (echo) and base+1 (discard).
 const BACKEND_ECHO = 24001;
 const BACKEND_SINK = 24002;
-const PORTS = { mailfront: 24101, 'mailfront@24': 24111, haproxy: 24201, stunnel: 24301, nginx: 24401, node: 24501 };
+const PORTS = { mailfront: 24101, 'mailfront@24': 24111, 'mailfront-noauth': 24121, haproxy: 24201, stunnel: 24301, nginx: 24401, node: 24501 };
 // Fleet: mailfront instances A and B (each on base and base+1) behind a plain TCP balancer.
 const FLEET_PORTS = { a: 24601, b: 24611, lb: 24701 };
 const FLEET_NAMES = 99; // odd: with round-robin over 2 instances, consecutive uses of a name alternate instances
@@ -245,7 +245,9 @@ function mailfrontPeer(label, nodeBin, defaultInstance, extra = {}) {
         'backends:',
         `  echo: {servers: ["127.0.0.1:${BACKEND_ECHO}"]}`,
         `  sink: {servers: ["127.0.0.1:${BACKEND_SINK}"]}`,
-        'limits: {connections: 200000, per_client: 200000}',
+        // One client address makes every connection: a connection rate it never reaches, so the
+        // table is still asked at each accept. mailfront-noauth: login tracking, bans and rate off.
+        `limits: {connections: 200000, per_client: 200000, ${this.noauth ? 'connection_rate: off, login_tracking: false, login_failures: off' : 'connection_rate: 10000000'}}`,
         'timeouts: {drain: 1s}',
         ...(ticketKeys || this.groups ? ['tls:'] : []),
         ...(ticketKeys ? [`  ticket_keys: ${ticketKeys}`] : []),
@@ -262,6 +264,8 @@ function mailfrontPeer(label, nodeBin, defaultInstance, extra = {}) {
 
 const peers = {
   mailfront: mailfrontPeer(`mailfront (workers: 1; Node ${process.version}, OpenSSL ${process.versions.openssl})`, () => process.execPath, 'mailfront'),
+  // The same with login tracking off (no login parsing, no ban table at accept): on/off in one run.
+  'mailfront-noauth': mailfrontPeer(`mailfront, login tracking off (workers: 1; Node ${process.version})`, () => process.execPath, 'mailfront-noauth', { noauth: true }),
   // hybrid: the server's OpenSSL has X25519MLKEM768 (3.5), so the full-hybrid scenario applies.
   'mailfront@24': mailfrontPeer(() => `mailfront@24 (workers: 1; Node ${node24Versions().node}, OpenSSL ${node24Versions().openssl})`, node24Bin, 'mailfront-node24', { hybrid: true, groups: args['mailfront24-groups'] }),
   haproxy: {

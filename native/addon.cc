@@ -18,9 +18,11 @@
 #include <unordered_map>
 #include <utility>
 
+#include "client_net.h"
 #include "crc32c.h"
 #include "dialog.h"
 #include "engine.h"
+#include "login.h"
 #include "proxy_header.h"
 #include "proxy_parse.h"
 #include "tickets.h"
@@ -113,6 +115,31 @@ class EventQueue : public EventSink {
       o.Set("listener", e.listener);
       return o;
     }
+    if (e.kind == Event::Kind::Login) {
+      const LoginRecord& l = e.login;
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("listener", e.listener);
+      r.Set("protocol", l.protocol);
+      r.Set("client", l.client);
+      r.Set("network", l.network);
+      r.Set("sni", l.sni);
+      r.Set("user", l.user);
+      r.Set("mech", l.mech);
+      r.Set("result", l.result);
+      o.Set("kind", "login");
+      o.Set("login", r);
+      return o;
+    }
+    if (e.kind == Event::Kind::Ban || e.kind == Event::Kind::BanEnded) {
+      o.Set("kind", e.kind == Event::Kind::Ban ? "ban" : "ban_ended");
+      o.Set("network", e.network);
+      if (e.kind == Event::Kind::Ban) {
+        o.Set("listener", e.listener);
+        o.Set("banMs", double(e.ban_ms));
+        o.Set("failures", double(e.failures));
+      }
+      return o;
+    }
     const ConnRecord& r = e.record;
     Napi::Object rec = Napi::Object::New(env);
     rec.Set("listener", r.listener);
@@ -133,6 +160,9 @@ class EventQueue : public EventSink {
     rec.Set("durationMs", r.duration_ms);
     rec.Set("reason", r.reason);
     rec.Set("detail", r.detail);
+    rec.Set("login", r.login);
+    rec.Set("user", r.user);
+    rec.Set("loginFailures", double(r.login_failures));
     o.Set("kind", "connection");
     o.Set("record", rec);
     return o;
@@ -380,6 +410,21 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
   s->limits.connections = uint32_t(num(lim, "connections", 100000));
   s->limits.per_client = uint32_t(num(lim, "perClient", 200));
   s->limits.line_bytes = uint32_t(num(lim, "lineBytes", 8192));
+  s->limits.ipv6_prefix = int(num(lim, "ipv6Prefix", 64));
+  Napi::Value lt = lim.Get("loginTracking");
+  s->limits.login_tracking = !lt.IsBoolean() || lt.As<Napi::Boolean>().Value();
+  Napi::Object lf = obj(lim, "loginFailures");
+  s->limits.guard.failures = uint32_t(num(lf, "count", 10));
+  s->limits.guard.window_ms = int64_t(num(lf, "windowMs", 600000));
+  s->limits.guard.ban_ms = int64_t(num(lf, "banMs", 900000));
+  s->limits.guard.rate_per_min = uint32_t(num(lim, "connectionRate", 600));
+  Napi::Array exempt = arr(lim, "exempt");
+  for (uint32_t j = 0; j < exempt.Length(); j++) {
+    Napi::Value v = exempt.Get(j);
+    Cidr c;
+    if (!v.IsString() || !parse_cidr(v.As<Napi::String>().Utf8Value(), c)) { err = "limits.exempt[" + std::to_string(j) + "]: bad CIDR"; return nullptr; }
+    s->limits.exempt.push_back(c);
+  }
   return s;
 }
 
@@ -510,6 +555,8 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     }
     out.Set("maxLoopAgeMs", double(oldest));
     out.Set("eventsDropped", double(events_.dropped()));
+    out.Set("bannedNetworks", double(engine_->guard.bans(now)));
+    out.Set("trackedNetworks", double(engine_->guard.entries()));
     auto snap = engine_->snapshot();
     Napi::Array ls = Napi::Array::New(env);
     for (size_t i = 0; snap && i < engine_->listener_count; i++) {
@@ -621,6 +668,53 @@ Napi::Value TestDialog(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// For the login parser's table tests: steps [["c"|"s", bytes], ...] in order;
+// returns the outcomes and the parser's final state.
+Napi::Value TestLogin(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Proto p;
+  if (!info[0].IsString() || !parse_proto(info[0].As<Napi::String>().Utf8Value(), p) || !info[1].IsArray()) {
+    Napi::TypeError::New(env, "testLogin(protocol, steps[])").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  LoginWatch w(family(p), info[2].IsNumber() ? info[2].As<Napi::Number>().Uint32Value() : LoginWatch::kDefaultBound);
+  std::vector<LoginOutcome> out;
+  Napi::Array steps = info[1].As<Napi::Array>();
+  for (uint32_t i = 0; i < steps.Length(); i++) {
+    Napi::Array st = steps.Get(i).As<Napi::Array>();
+    std::string dir = st.Get(0u).As<Napi::String>().Utf8Value();
+    Napi::Value d = st.Get(1u);
+    std::string bytes = d.IsBuffer() ? std::string(d.As<Napi::Buffer<char>>().Data(), d.As<Napi::Buffer<char>>().Length())
+                                     : d.As<Napi::String>().Utf8Value();
+    if (dir == "c") w.client(bytes, out);
+    else w.server(bytes, out);
+  }
+  Napi::Array outcomes = Napi::Array::New(env, out.size());
+  for (size_t i = 0; i < out.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("result", login_result_name(out[i].result));
+    o.Set("user", out[i].user);
+    o.Set("mech", out[i].mech);
+    outcomes.Set(uint32_t(i), o);
+  }
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("outcomes", outcomes);
+  r.Set("state", w.state() == LoginWatch::State::Watching ? "watching" : w.state() == LoginWatch::State::Authenticated ? "authenticated" : "bound");
+  return r;
+}
+
+// For the client network tests: the network an "ip:port" counts against, as logged.
+Napi::Value TestClientNetwork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "testClientNetwork(address, ipv6Prefix)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto a = parse_addr(info[0].As<Napi::String>().Utf8Value());
+  if (!a) return env.Null();
+  return Napi::String::New(env, format_network(client_network(*a, info[1].As<Napi::Number>().Int32Value())));
+}
+
 // For the PROXY header reader's table tests: parse_proxy_header() on one buffer.
 Napi::Value TestProxyParse(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -718,6 +812,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testCidrMatch", Napi::Function::New(env, TestCidrMatch));
   exports.Set("testProxyHeader", Napi::Function::New(env, TestProxyHeader));
   exports.Set("testCrc32c", Napi::Function::New(env, TestCrc32c));
+  exports.Set("testLogin", Napi::Function::New(env, TestLogin));
+  exports.Set("testClientNetwork", Napi::Function::New(env, TestClientNetwork));
   return exports;
 }
 

@@ -11,6 +11,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "admission.h"
+#include "client_net.h"
 #include "engine.h"
 #include "greeting.h"
 #include "proxy_header.h"
@@ -47,10 +49,11 @@ double ms_between(int64_t from_us, int64_t to_us) { return from_us && to_us >= f
 Conn::Conn(Worker& w, int listener, int fd, const SockAddr& peer, std::shared_ptr<const Snapshot> snap)
     : w_(w), snap_(std::move(snap)), listener_(listener), cfd_(fd), state_(State::Handshake), peer_(peer),
       t_accept_us_(now_us()) {
-  client_key_ = addr_key(peer_);
+  client_key_ = client_network(peer_, snap_->limits.ipv6_prefix);
+  exempt_ = !snap_->limits.exempt.empty() && cidr_match(snap_->limits.exempt, peer_);
   // Behind a balancer the per-client slot is taken once the header names the
   // client (step_proxy_header); otherwise accept_from() took it for the peer.
-  client_held_ = !policy().accept_proxy;
+  client_held_ = !policy().accept_proxy && !exempt_;
   timer.owner = this;
 }
 
@@ -174,14 +177,21 @@ void Conn::step_proxy_header() {
     if (!p.local) {
       peer_ = p.src;
       proxied_local_ = p.dst;
-      client_key_ = addr_key(peer_);
+      client_key_ = client_network(peer_, snap_->limits.ipv6_prefix);
+      exempt_ = !snap_->limits.exempt.empty() && cidr_match(snap_->limits.exempt, peer_);
     }
-    // The per_client limit counts real clients, not the balancer.
-    if (!w_.engine.clients.acquire(client_key_, snap_->limits.per_client)) {
+    // Limits count real clients, not the balancer.
+    Admission a = admit_client(w_.engine.clients, w_.engine.guard, client_key_, exempt_, w_.now, snap_->limits);
+    if (a == Admission::PerClient) {
       ListenerCounters::bump(ctr.rejected_per_client);
       return close("per_client_limit", format_addr(peer_) + " holds limits.per_client connections");
     }
-    client_held_ = true;
+    if (a != Admission::Ok) {
+      ListenerCounters::bump(a == Admission::Banned ? ctr.rejected_banned : ctr.rejected_rate);
+      say_goodbye(refusal_line(policy().proto, a));
+      return close(a == Admission::Banned ? "banned" : "rate_limited", format_network(client_key_));
+    }
+    client_held_ = !exempt_;
     // Bytes after the header may be queued already: the next state reads without waiting for an edge.
     c_readable_ = true;
     begin_session();
@@ -336,6 +346,10 @@ void Conn::step_handshake() {
     ListenerCounters::bump(c.handshakes);
     if (SSL_session_reused(ssl_)) ListenerCounters::bump(c.resumed);
     give_back_early_slot();  // a finished handshake is a client like any other
+    if (snap_->limits.login_tracking) {
+      login_ = std::make_unique<LoginWatch>(family(policy().proto));
+      login_state_ = "none";
+    }
     connect_next();
     return;
   }
@@ -607,6 +621,7 @@ void Conn::step_relay() {
       char* into = c2b_.tail(w_.pool);
       int n = SSL_read(ssl_, into, int(c2b_.tail_room()));
       if (n > 0) {
+        if (login_) watch_logins(true, into, size_t(n));
         c2b_.len += uint32_t(n);
         bytes_in_ += uint64_t(n);
         progress = true;
@@ -644,6 +659,7 @@ void Conn::step_relay() {
       char* into = b2c_.tail(w_.pool);
       ssize_t n = ::recv(bfd_, into, b2c_.tail_room(), 0);
       if (n > 0) {
+        if (login_) watch_logins(false, into, size_t(n));
         b2c_.len += uint32_t(n);
         progress = true;
         if (cap_window_ && (cap_window_bytes_ += uint32_t(n)) > kCapWindowBytes) end_capability_window();
@@ -687,6 +703,10 @@ void Conn::step_relay() {
   if (bytes_in_ != in0 || bytes_out_ != out0) {
     last_activity_ms_ = w_.now;
     flush_counters();
+  }
+  if (banned_close_ && b2c_.empty()) {
+    say_goodbye(refusal_text(policy().proto, Admission::Banned));
+    return close("banned", format_network(client_key_));
   }
   if (!first_eof_ && (client_eof_ || backend_eof_)) first_eof_ = client_eof_ ? "client_closed" : "backend_closed";
   // The backend's FIN becomes a close_notify once all it sent is out. The client
@@ -821,6 +841,9 @@ void Conn::close(const char* reason, std::string detail) {
   }
   r.bytes_in = bytes_in_;
   r.bytes_out = bytes_out_;
+  r.login = login_state_;
+  r.user = user_;
+  r.login_failures = login_failures_;
   int64_t t_end = now_us();
   r.handshake_ms = ms_between(t_accept_us_, t_handshake_us_);
   r.connect_ms = ms_between(t_connect_start_us_, t_connected_us_);
@@ -828,6 +851,7 @@ void Conn::close(const char* reason, std::string detail) {
   r.reason = reason;
   r.detail = std::move(detail);
   w_.emit(std::move(ev));
+  login_.reset();
   if (ssl_) { SSL_free(ssl_); ssl_ = nullptr; }
   if (cfd_ >= 0) { w_.unwatch(cfd_); ::close(cfd_); cfd_ = -1; }
   drop_backend();

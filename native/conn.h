@@ -9,6 +9,7 @@
 
 #include "buffer.h"
 #include "dialog.h"
+#include "login.h"
 #include "net.h"
 #include "snapshot.h"
 #include "wheel.h"
@@ -81,6 +82,9 @@ class Conn {
   void client_failed();
   void flush_counters();
   void close(const char* reason, std::string detail = {});
+  // Login watching (conn_login.cc): outcomes, bans, then the watcher goes.
+  void watch_logins(bool from_client, const char* data, size_t n);
+  void on_login(const LoginOutcome& o);
   void set_deadline(int64_t ms);
   const ListenerPolicy& policy() const { return snap_->listeners[size_t(listener_)]; }
 
@@ -93,8 +97,14 @@ class Conn {
   State state_;
   Greeting greeting_ = Greeting::None;
   SockAddr peer_;
-  std::string client_key_;
+  std::string client_key_;     // client network (client_net.h): per_client, rate, bans
   bool client_held_ = false;  // client_key_ holds a per_client slot (released in close())
+  bool exempt_ = false;       // limits.exempt: no per-client limit, no ban
+  std::unique_ptr<LoginWatch> login_;  // until a login succeeds or the byte bound passes
+  const char* login_state_ = "off";
+  std::string user_;
+  uint32_t login_failures_ = 0;
+  bool banned_close_ = false;  // a failed login banned the network: close once the answer is out
   // From the PROXY header: what the client reached at the balancer (for our own
   // PROXY header to the backend). Unset: the socket's own local address.
   SockAddr proxied_local_;

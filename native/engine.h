@@ -10,6 +10,7 @@
 
 #include "buffer.h"
 #include "clients.h"
+#include "guard.h"
 #include "counters.h"
 #include "events.h"
 #include "snapshot.h"
@@ -61,6 +62,7 @@ class Worker {
   void pause_listeners(int64_t until_ms);
   void resume_listeners();
   void close_all();
+  void sweep_guard(const Snapshot& snap);
 
   Fd ep_, wake_;
   std::thread thread_;
@@ -73,6 +75,7 @@ class Worker {
   bool listening_ = false;
   int64_t paused_until_ = 0;
   int64_t last_error_event_ = 0;
+  int64_t guard_swept_ms_ = 0;
 };
 
 class Engine {
@@ -92,6 +95,7 @@ class Engine {
 
   EventSink& events;
   ClientTable clients;
+  NetGuard guard;
   std::atomic<int64_t> active{0};
   std::atomic<bool> accepting{true};
   std::atomic<bool> stopping{false};

@@ -9,16 +9,30 @@ namespace mf {
 
 struct ConnRecord {
   std::string listener, protocol, client, backend, backend_local, pool, sni, tls_version, cipher, group, reason, detail;
+  // Logins seen on the connection: "off" (not watched), "none", "success",
+  // "failure" (failures only), "bound" (watching stopped at the byte bound).
+  std::string login = "off", user;
+  uint32_t login_failures = 0;
   bool resumed = false;
   uint64_t bytes_in = 0, bytes_out = 0;
   double handshake_ms = 0, connect_ms = 0, duration_ms = 0;
 };
 
+// One login outcome (never a password or SASL payload), or a ban of a client
+// network starting (network, ban_ms, failures) or ending (network).
+struct LoginRecord {
+  std::string protocol, client, network, sni, user, mech, result;
+};
+
 struct Event {
-  enum class Kind : uint8_t { Connection, Error } kind = Kind::Connection;
+  enum class Kind : uint8_t { Connection, Error, Login, Ban, BanEnded } kind = Kind::Connection;
   ConnRecord record;
+  LoginRecord login;
   std::string message;
   std::string listener;
+  std::string network;
+  int64_t ban_ms = 0;  // Ban: how long it lasts from now
+  uint32_t failures = 0;
 };
 
 // Any thread. Workers hand over events in batches (see Worker::emit), so the

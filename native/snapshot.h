@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "guard.h"
 #include "net.h"
 #include "proxy_parse.h"
 #include "protocol.h"
@@ -62,6 +63,10 @@ struct Timeouts {
 
 struct Limits {
   uint32_t connections = 100000, per_client = 200, line_bytes = 8192;
+  GuardPolicy guard;          // login bans and connection rate per client network
+  int ipv6_prefix = 64;       // an IPv6 client network is its /ipv6_prefix
+  bool login_tracking = true; // watch logins after TLS (outcomes, bans)
+  std::vector<Cidr> exempt;   // client networks no per-client limit applies to
 };
 
 struct Snapshot {

@@ -5,6 +5,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "admission.h"
+#include "client_net.h"
 #include "conn.h"
 #include "engine.h"
 #include "tickets.h"
@@ -142,19 +144,42 @@ void Worker::accept_from(size_t index) {
       ::close(fd);
       continue;
     }
-    // Behind a balancer the peer is the balancer: the Conn counts the client its PROXY header names.
-    bool proxied = snap->listeners[size_t(ls.listener)].accept_proxy;
-    std::string key = addr_key(peer);
-    if (!proxied && !engine.clients.acquire(key, lim.per_client)) {
-      engine.active.fetch_sub(1, std::memory_order_relaxed);
-      ListenerCounters::bump(ctr.rejected_per_client);
-      ::close(fd);
-      continue;
+    // Behind a balancer the peer is the balancer: the Conn admits the client its PROXY header names.
+    const ListenerPolicy& lp = snap->listeners[size_t(ls.listener)];
+    if (!lp.accept_proxy) {
+      bool exempt = !lim.exempt.empty() && cidr_match(lim.exempt, peer);
+      Admission a = admit_client(engine.clients, engine.guard, client_network(peer, lim.ipv6_prefix), exempt, now, lim);
+      if (a != Admission::Ok) {
+        engine.active.fetch_sub(1, std::memory_order_relaxed);
+        ListenerCounters::bump(a == Admission::Banned ? ctr.rejected_banned : a == Admission::Rate ? ctr.rejected_rate : ctr.rejected_per_client);
+        if (a != Admission::PerClient) {
+          std::string line = refusal_line(lp.proto, a);
+          if (!line.empty()) {
+            ssize_t r = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+            (void)r;
+          }
+        }
+        ::close(fd);
+        continue;
+      }
     }
     ctr.active.fetch_add(1, std::memory_order_relaxed);
     Conn* c = new Conn(*this, ls.listener, fd, peer, snap);
     link(c);
     c->start();
+  }
+}
+
+// Bans that ended are reported once, here; idle networks are forgotten.
+void Worker::sweep_guard(const Snapshot& snap) {
+  guard_swept_ms_ = now;
+  std::vector<std::string> ended;
+  engine.guard.sweep(now, snap.limits.guard, ended);
+  for (const std::string& key : ended) {
+    Event ev;
+    ev.kind = Event::Kind::BanEnded;
+    ev.network = format_network(key);
+    emit(std::move(ev));
   }
 }
 
@@ -204,6 +229,7 @@ void Worker::run() {
     }
     if (!draining && !listening_ && now >= paused_until_) resume_listeners();
     if (id == 0) TicketKeys::rotate_if_due(now);
+    if (id == 0 && now - guard_swept_ms_ >= 1000) sweep_guard(*engine.snapshot());
   }
   close_all();
   for (Conn* c : retired_) delete c;

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 SECS=${1:-20}
 shift || true
-ALL_TARGETS=(dialog greeting proxy_header proxy_parse addr sni)
+ALL_TARGETS=(dialog greeting proxy_header proxy_parse addr sni login)
 [ $# -gt 0 ] && TARGETS=("$@") || TARGETS=("${ALL_TARGETS[@]}")
 OUT=${FUZZ_DIR:-tmp/fuzz}
 
@@ -32,9 +32,10 @@ declare -A SOURCES=(
   [proxy_parse]="native/proxy_parse.cc native/crc32c.cc"
   [addr]="native/net.cc"
   [sni]="native/sni.cc"
+  [login]="native/login.cc"
 )
 # Largest input: a relay buffer (16 KiB) for the byte streams, small for names.
-declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=1500 [proxy_parse]=1024 [addr]=300 [sni]=300)
+declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=1500 [proxy_parse]=1024 [addr]=300 [sni]=300 [login]=16384)
 
 # Node's own OpenSSL headers (util.h includes them; nothing is linked).
 NODE_INC=$(node -p "require('path').resolve(process.execPath, '../../include/node')" 2>/dev/null || true)

@@ -2,7 +2,7 @@
 # Debian packages the tests and the demo need: a real Cyrus IMAP and real clients.
 # Idempotent; needs root (or sudo) when something is missing.
 set -euo pipefail
-pkgs=(clang-14 libclang-rt-14-dev systemd cyrus-imapd cyrus-pop3d cyrus-admin sasl2-bin libsasl2-modules sieve-connect openssl python3 curl haproxy)
+pkgs=(clang-14 libclang-rt-14-dev systemd cyrus-imapd cyrus-pop3d cyrus-admin sasl2-bin libsasl2-modules sieve-connect openssl python3 curl haproxy fail2ban)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -3,7 +3,7 @@
 // pretty printing, no transport threads, and one JSON object per line.
 import { pino, stdTimeFunctions, type DestinationStream, type Level, type Logger } from 'pino';
 import { DEFAULT_THROTTLE, LogThrottle } from './log-throttle.js';
-import type { ConnectionRecord, NativeEvent } from './native.js';
+import type { ConnectionRecord, LoginRecord, NativeEvent } from './native.js';
 
 export type { Logger } from 'pino';
 export type LogLevel = Level | 'silent';
@@ -107,6 +107,18 @@ export interface ConnectionLogFields {
   duration_ms: number;
   reason: string;
   detail?: string;
+  /** Whether a login succeeded on the connection (false too when login tracking is off: see login). */
+  authenticated: boolean;
+  /** off | none | success | failure | bound (see ConnectionRecord.login). */
+  login: string;
+  login_failures: number;
+  /** Omitted with log.usernames: false, and when no login named one. */
+  user?: string;
+}
+
+/** What the log lines may show; log.usernames in the config. */
+export interface LogPrivacy {
+  usernames: boolean;
 }
 
 export interface LogLine<T> {
@@ -116,7 +128,7 @@ export interface LogLine<T> {
 }
 
 /** The one line logged per finished connection. Pure; see logConnection(). */
-export function connectionLogLine(record: ConnectionRecord): LogLine<ConnectionLogFields> {
+export function connectionLogLine(record: ConnectionRecord, privacy: LogPrivacy = { usernames: true }): LogLine<ConnectionLogFields> {
   const fields: ConnectionLogFields = {
     listener: record.listener,
     protocol: record.protocol,
@@ -135,13 +147,17 @@ export function connectionLogLine(record: ConnectionRecord): LogLine<ConnectionL
     connect_ms: record.connectMs,
     duration_ms: record.durationMs,
     reason: record.reason,
+    authenticated: record.login === 'success',
+    login: record.login,
+    login_failures: record.loginFailures,
   };
   if (record.detail !== '') fields.detail = record.detail;
+  if (privacy.usernames && record.user !== '') fields.user = record.user;
   return { level: normalCloseReasons.has(record.reason) ? 'info' : 'warn', fields, msg: 'connection closed' };
 }
 
-export function logConnection(logger: Logger, record: ConnectionRecord): void {
-  const line = connectionLogLine(record);
+export function logConnection(logger: Logger, record: ConnectionRecord, privacy?: LogPrivacy): void {
+  const line = connectionLogLine(record, privacy);
   logger[line.level](line.fields, line.msg);
 }
 
@@ -157,15 +173,58 @@ export function connectionLogThrottle(logger: Logger, o: { threshold: number; in
   });
 }
 
+export interface LoginLogFields {
+  /** First, so that a fail2ban filter finds it before anything a client chose (user, sni). */
+  client: string;
+  result: LoginRecord['result'];
+  network: string;
+  listener: string;
+  protocol: string;
+  sni: string;
+  mech: string;
+  user?: string;
+}
+
+/**
+ * One line per login outcome: "login succeeded", "login failed" (a wrong
+ * password: what fail2ban counts), "login error" (BAD/BYE: no verdict).
+ * Never a password: the data plane does not hand one over.
+ */
+export function loginLogLine(l: LoginRecord, privacy: LogPrivacy = { usernames: true }): LogLine<LoginLogFields> {
+  const fields: LoginLogFields = {
+    client: l.client,
+    result: l.result,
+    network: l.network,
+    listener: l.listener,
+    protocol: l.protocol,
+    sni: l.sni,
+    mech: l.mech,
+  };
+  if (privacy.usernames) fields.user = l.user;
+  const msg = l.result === 'success' ? 'login succeeded' : l.result === 'failure' ? 'login failed' : 'login error';
+  return { level: 'info', fields, msg };
+}
+
 /**
  * Logs one batch from the data plane (NativeProxy's onEvents). JS thread only.
  * With a throttle, warn lines beyond its threshold are summed up per reason.
  */
-export function logNativeEvents(logger: Logger, events: readonly NativeEvent[], throttle?: LogThrottle): void {
+export function logNativeEvents(logger: Logger, events: readonly NativeEvent[], throttle?: LogThrottle, privacy?: LogPrivacy): void {
   for (const event of events) {
     if (event.kind === 'connection' && event.record) {
-      const line = connectionLogLine(event.record);
+      const line = connectionLogLine(event.record, privacy);
       if (line.level === 'info' || !throttle || throttle.admit(event.record.reason)) logger[line.level](line.fields, line.msg);
+    } else if (event.kind === 'login' && event.login) {
+      const line = loginLogLine(event.login, privacy);
+      logger[line.level](line.fields, line.msg);
+    } else if (event.kind === 'ban') {
+      const banMs = event.banMs ?? 0;
+      logger.warn(
+        { network: event.network, listener: event.listener, failures: event.failures, ban_s: Math.round(banMs / 1000), until: new Date(Date.now() + banMs).toISOString() },
+        'client network banned',
+      );
+    } else if (event.kind === 'ban_ended') {
+      logger.info({ network: event.network }, 'client network ban ended');
     } else if (event.kind === 'error') {
       logger.error({ listener: event.listener, detail: event.message }, 'data plane error');
     } else if (event.kind === 'dropped' && (!throttle || throttle.admit('records_dropped'))) {

@@ -6,7 +6,7 @@
 // config, everything that comes from the network (SNI, close reason text, TLS
 // version) is either not a label or folded into a fixed set.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { ConnectionRecord, ListenerCounters, NativeStats } from './native.js';
+import type { ConnectionRecord, ListenerCounters, LoginRecord, NativeStats } from './native.js';
 
 export { startMetricsServer, type MetricsServer, type HealthCheck } from './metrics-server.js';
 
@@ -33,6 +33,10 @@ export interface Metrics {
   /** Replaces the stats getter (a new NativeProxy) and restarts the delta baseline. */
   setStatsSource(stats: (() => NativeStats) | undefined): void;
   observeConnection(record: ConnectionRecord): void;
+  /** One login outcome (mailfront_auth_total). */
+  observeLogin(login: LoginRecord): void;
+  /** A client network was banned (mailfront_bans_total). */
+  observeBan(listener: string): void;
   /** Replaces the whole certificate set: certificates no longer loaded lose their series. */
   setCertificates(certs: readonly LoadedCertificate[]): void;
   reloaded(result: 'ok' | 'failed', at?: Date): void;
@@ -137,9 +141,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
     collect: pull,
   });
+  const bannedNetworks = new Gauge({
+    name: 'mailfront_banned_networks',
+    help: 'Client networks banned now for failed logins (this instance).',
+    registers: [registry],
+    collect: pull,
+  });
   const rejected = nativeCounter(
     'mailfront_connections_rejected_total',
-    'Connections refused by a limit, by listener and kind (total: limits.connections, per_client: limits.per_client).',
+    'Connections refused by a limit, by listener and kind (total: limits.connections, per_client: limits.per_client, banned: a login ban of the client network, rate: limits.connection_rate).',
     ['listener', 'kind'],
   );
   const handshakes = nativeCounter('mailfront_tls_handshakes_total', 'Completed TLS handshakes, by listener.');
@@ -166,6 +176,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   function sync(s: NativeStats): void {
     workers.set(s.workers);
     recordsDropped.inc(deltas.delta('', 'eventsDropped', s.eventsDropped ?? 0));
+    bannedNetworks.set(s.bannedNetworks ?? 0);
     active.reset(); // listeners that went away lose their series
     for (const l of s.listeners) {
       const listener = listeners.value(l.name);
@@ -177,6 +188,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       add(accepted, 'accepted');
       add(rejected, 'rejectedLimit', { kind: 'total' });
       add(rejected, 'rejectedPerClient', { kind: 'per_client' });
+      add(rejected, 'rejectedBanned', { kind: 'banned' });
+      add(rejected, 'rejectedRate', { kind: 'rate' });
       add(handshakes, 'handshakes');
       add(handshakeFailures, 'handshakeFailures');
       add(resumed, 'resumed');
@@ -227,6 +240,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
     buckets: DURATION_BUCKETS,
     registers: [registry],
   });
+
+  const auth = new Counter({
+    name: 'mailfront_auth_total',
+    help: 'Login outcomes seen after TLS, by listener and result (success, failure: a refused password, error: BAD/BYE).',
+    labelNames: ['listener', 'result'],
+    registers: [registry],
+  });
+  const bans = new Counter({
+    name: 'mailfront_bans_total',
+    help: 'Client networks banned for failed logins, by the listener of the failure that started the ban.',
+    labelNames: ['listener'],
+    registers: [registry],
+  });
+  const RESULTS = new Set(['success', 'failure', 'error']);
 
   function observeConnection(r: ConnectionRecord): void {
     const listener = listeners.value(r.listener);
@@ -297,6 +324,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
       deltas.reset();
     },
     observeConnection,
+    observeLogin(l) {
+      auth.inc({ listener: listeners.value(l.listener), result: RESULTS.has(l.result) ? l.result : 'other' });
+    },
+    observeBan(listener) {
+      bans.inc({ listener: listeners.value(listener) });
+    },
     setCertificates(certs) {
       certExpiry.reset();
       for (const c of certs) certExpiry.set({ name: c.name, key_type: c.keyType }, Math.floor(c.notAfter.getTime() / 1000));

@@ -86,7 +86,21 @@ export interface NativeSnapshot {
   backends: NativeBackend[];
   listeners: NativeListenerPolicy[];
   timeouts: { handshakeMs: number; pretlsMs: number; connectMs: number; idleMs: number };
-  limits: { connections: number; perClient: number; lineBytes: number };
+  limits: {
+    connections: number;
+    perClient: number;
+    lineBytes: number;
+    /** Follow logins after TLS (login events, bans); default true. */
+    loginTracking?: boolean;
+    /** Failed logins within windowMs that ban the client network for banMs; count 0: no bans. Default 10 / 10 min / 15 min. */
+    loginFailures?: { count: number; windowMs: number; banMs: number };
+    /** New connections per minute per client network; 0: unlimited. Default 600. */
+    connectionRate?: number;
+    /** An IPv6 client network is its /ipv6Prefix; default 64. */
+    ipv6Prefix?: number;
+    /** CIDR blocks no per-client limit (per_client, rate, bans) applies to. */
+    exempt?: string[];
+  };
 }
 
 /** One finished connection, as the data plane saw it. */
@@ -121,12 +135,42 @@ export interface ConnectionRecord {
   reason: string;
   /** Detail for failures (OpenSSL error text, errno text); never key material. */
   detail: string;
+  /**
+   * Logins seen after TLS: "off" (not watched: login tracking off, or no handshake), "none",
+   * "success", "failure" (failures only), "bound" (watching stopped at its byte bound without a success).
+   */
+  login: 'off' | 'none' | 'success' | 'failure' | 'bound';
+  /** The user of the last login outcome (the successful one when there is one), or "". */
+  user: string;
+  loginFailures: number;
+}
+
+/** One login outcome seen after TLS. Never a password or a SASL payload. */
+export interface LoginRecord {
+  listener: string;
+  protocol: Protocol;
+  client: string;
+  /** The client network limits count against: "203.0.113.7" or "2001:db8:1:2::/64". */
+  network: string;
+  sni: string;
+  /** "" when the exchange does not show it (SASL mechanisms other than PLAIN, LOGIN, SCRAM). */
+  user: string;
+  /** "LOGIN" (IMAP command), "USER" (POP3 USER/PASS), "APOP", or the SASL mechanism. */
+  mech: string;
+  /** success: OK / +OK; failure: NO / -ERR; error: BAD / BYE (no verdict on the password). */
+  result: 'success' | 'failure' | 'error';
 }
 
 export interface NativeEvent {
   /** "dropped": connection records left out because the JS thread fell behind (see maxPendingEvents). */
-  kind: 'connection' | 'error' | 'dropped';
+  kind: 'connection' | 'error' | 'dropped' | 'login' | 'ban' | 'ban_ended';
   record?: ConnectionRecord;
+  login?: LoginRecord;
+  /** ban, ban_ended: the client network. */
+  network?: string;
+  /** ban: its length from now, and the failures that led to it. */
+  banMs?: number;
+  failures?: number;
   /** For kind "error": what happened (e.g. accept failing with EMFILE). */
   message?: string;
   listener?: string;
@@ -157,6 +201,10 @@ export interface ListenerCounters {
    * handshake because the pool's early-connect budget (32 in flight) was spent.
    */
   earlyConnectsDeferred: number;
+  /** Refused at accept (or after the PROXY header): the client network is banned. */
+  rejectedBanned: number;
+  /** Refused at accept: the client network is over limits.connection_rate. */
+  rejectedRate: number;
 }
 
 export interface NativeStats {
@@ -166,6 +214,9 @@ export interface NativeStats {
   maxLoopAgeMs: number;
   /** Connection records dropped since start because more than maxPendingEvents waited for the JS thread. */
   eventsDropped: number;
+  /** Client networks banned now, and networks the ban/rate table holds. */
+  bannedNetworks: number;
+  trackedNetworks: number;
   listeners: ListenerCounters[];
 }
 
@@ -216,6 +267,10 @@ interface AddonModule {
   testCrc32c(data: Buffer): number;
   /** Tests: is "ip:port" inside one of the CIDR blocks? Throws on a bad block. */
   testCidrMatch(cidrs: string[], address: string): boolean;
+  /** Tests: the login parser on steps of client ("c") and server ("s") bytes. */
+  testLogin(protocol: Protocol, steps: ['c' | 's', string | Buffer][], bound?: number): { outcomes: { result: string; user: string; mech: string }[]; state: 'watching' | 'authenticated' | 'bound' };
+  /** Tests: the client network of "ip:port" as logged, null for a bad address. */
+  testClientNetwork(address: string, ipv6Prefix: number): string | null;
 }
 
 /** A TLS 1.2 cipher string as OpenSSL expands it (TLS 1.3 suites are not in it). */

@@ -144,8 +144,12 @@ export class Service {
     const gen = await prepare(this.#options.configPath, this.log);
     this.log.level = gen.config.log.level;
     const proxy = createProxy(gen.config.workers, (events) => {
-      logNativeEvents(this.#connLog, events, this.#connThrottle);
-      for (const e of events) if (e.kind === 'connection' && e.record) this.metrics.observeConnection(e.record);
+      logNativeEvents(this.#connLog, events, this.#connThrottle, { usernames: this.#current?.config.log.usernames ?? gen.config.log.usernames });
+      for (const e of events) {
+        if (e.kind === 'connection' && e.record) this.metrics.observeConnection(e.record);
+        else if (e.kind === 'login' && e.login) this.metrics.observeLogin(e.login);
+        else if (e.kind === 'ban') this.metrics.observeBan(e.listener ?? '');
+      }
     });
     let kept: Generation;
     try {

@@ -98,7 +98,16 @@ export function buildSnapshot(
       connectMs: config.timeouts.connectMs,
       idleMs: config.timeouts.idleMs,
     },
-    limits: { connections: config.limits.connections, perClient: config.limits.perClient, lineBytes: config.limits.lineBytes },
+    limits: {
+      connections: config.limits.connections,
+      perClient: config.limits.perClient,
+      lineBytes: config.limits.lineBytes,
+      loginTracking: config.limits.loginTracking,
+      loginFailures: { ...config.limits.loginFailures },
+      connectionRate: config.limits.connectionRate,
+      ipv6Prefix: config.limits.ipv6Prefix,
+      exempt: [...config.limits.exempt],
+    },
   };
 }
 

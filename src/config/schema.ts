@@ -76,11 +76,25 @@ export interface Config {
     ticketKeys?: string;
   };
   timeouts: { handshakeMs: number; pretlsMs: number; connectMs: number; idleMs: number; drainMs: number };
-  limits: { connections: number; perClient: number; lineBytes: number };
+  limits: {
+    connections: number;
+    perClient: number;
+    lineBytes: number;
+    /** Follow logins after TLS: login log lines, mailfront_auth_total, bans. */
+    loginTracking: boolean;
+    /** Failed logins (count) within windowMs that ban the client network for banMs; count 0: no bans. */
+    loginFailures: { count: number; windowMs: number; banMs: number };
+    /** New connections per minute per client network; 0: unlimited. */
+    connectionRate: number;
+    /** An IPv6 client network is its /ipv6Prefix. */
+    ipv6Prefix: number;
+    /** CIDR blocks no per-client limit applies to (normalized "ip/prefix"). */
+    exempt: string[];
+  };
   /** Worker threads ("auto" resolved to os.availableParallelism()). */
   workers: number;
   metrics: { listen: string } | false;
-  log: { level: LogLevel };
+  log: { level: LogLevel; usernames: boolean };
 }
 
 // ---------------------------------------------------------------- constants
@@ -118,7 +132,14 @@ const TLS13_SUITES = new Set([
 
 export const DEFAULTS = {
   timeouts: { handshake: '10s', pretls: '60s', connect: '5s', idle: '31m', drain: '30s' },
-  limits: { connections: 100000, per_client: 200, line_bytes: 8192 },
+  limits: {
+    connections: 100000,
+    per_client: 200,
+    line_bytes: 8192,
+    login_failures: { count: 10, window: '10m', ban: '15m' },
+    connection_rate: 600,
+    ipv6_prefix: 64,
+  },
   metricsListen: '127.0.0.1:9187',
 } as const;
 
@@ -584,12 +605,31 @@ export const ConfigSchema = obj({
       connections: positiveInt(DEFAULTS.limits.connections, 1, 10_000_000, 'connections'),
       per_client: positiveInt(DEFAULTS.limits.per_client, 1, 10_000_000, 'connections'),
       line_bytes: positiveInt(DEFAULTS.limits.line_bytes, 512, 1 << 20, 'bytes'),
+      login_tracking: bool(true),
+      // "off" (or false) turns bans off; login outcomes are still logged and counted.
+      login_failures: z.preprocess(
+        (v) => (v === 'off' || v === false ? { count: 0 } : v),
+        mapping(
+          obj({
+            count: positiveInt(DEFAULTS.limits.login_failures.count, 0, 1_000_000, 'failed logins'),
+            window: duration(DEFAULTS.limits.login_failures.window),
+            ban: duration(DEFAULTS.limits.login_failures.ban),
+          }),
+          'count, window and ban, or off',
+        ),
+      ),
+      connection_rate: z.preprocess(
+        (v) => (v === 'off' || v === false ? 0 : v),
+        positiveInt(DEFAULTS.limits.connection_rate, 0, 10_000_000, 'new connections per minute (or off)'),
+      ),
+      ipv6_prefix: positiveInt(DEFAULTS.limits.ipv6_prefix, 16, 128, 'prefix bits'),
+      exempt: list(cidr, { single: true, what: 'address blocks ("127.0.0.1/32", "2001:db8::/48")' }),
     }),
     'limits',
   ),
   workers,
   metrics,
-  log: mapping(obj({ level: enumOf(LOG_LEVELS, 'info') }), 'log settings'),
+  log: mapping(obj({ level: enumOf(LOG_LEVELS, 'info'), usernames: bool(true) }), 'log settings'),
 });
 
 export type RawConfig = Zod.output<typeof ConfigSchema>;
@@ -743,10 +783,23 @@ export function toConfig(raw: RawConfig, baseDir: string, defaultGroups: string)
       ...(t.ticket_keys !== undefined ? { ticketKeys: abs(t.ticket_keys) } : {}),
     },
     timeouts: { handshakeMs: tm.handshake, pretlsMs: tm.pretls, connectMs: tm.connect, idleMs: tm.idle, drainMs: tm.drain },
-    limits: { connections: raw.limits.connections, perClient: raw.limits.per_client, lineBytes: raw.limits.line_bytes },
+    limits: {
+      connections: raw.limits.connections,
+      perClient: raw.limits.per_client,
+      lineBytes: raw.limits.line_bytes,
+      loginTracking: raw.limits.login_tracking,
+      loginFailures: {
+        count: raw.limits.login_failures.count,
+        windowMs: raw.limits.login_failures.window,
+        banMs: raw.limits.login_failures.ban,
+      },
+      connectionRate: raw.limits.connection_rate,
+      ipv6Prefix: raw.limits.ipv6_prefix,
+      exempt: raw.limits.exempt,
+    },
     workers: raw.workers,
     metrics: raw.metrics,
-    log: { level: raw.log.level },
+    log: { level: raw.log.level, usernames: raw.log.usernames },
   };
 }
 
@@ -761,6 +814,9 @@ export function configWarnings(config: Config): string[] {
   const imap = config.listeners.filter((l) => l.protocol === 'imap' || l.protocol === 'imaps');
   if (imap.length && config.timeouts.idleMs < 30 * 60_000) {
     w.push(`timeouts.idle is under 30m: IMAP IDLE clients (listeners ${imap.map((l) => l.name).join(', ')}) will be cut off (RFC 2177 asks for at least 30 minutes)`);
+  }
+  if (!config.limits.loginTracking && config.limits.loginFailures.count > 0) {
+    w.push('limits.login_failures has no effect with limits.login_tracking: false (no login is seen, so none fails)');
   }
   if (config.limits.perClient > config.limits.connections) {
     w.push('limits.per_client is above limits.connections, so it never applies');

@@ -205,6 +205,8 @@ listeners:
   - {name: imaps, protocol: imaps, listen: ["127.0.0.1:${port}"], backend: imap}
 backends:
   imap: {servers: ["${backend.address}"]}
+# 2,000 connections from one loopback address: no connection rate here.
+limits: {connection_rate: off}
 workers: 1
 metrics: false
 log: {level: info}
@@ -317,6 +319,8 @@ listeners:
   - {name: imaps, protocol: imaps, listen: ["127.0.0.1:${port}"], backend: imap}
 backends:
   imap: {servers: ["${backend.address}"]}
+# 2,000 connections from one loopback address: no connection rate here.
+limits: {connection_rate: off}
 workers: 2
 metrics: false
 log: {level: info}

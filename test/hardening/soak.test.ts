@@ -49,7 +49,7 @@ listeners:
 backends:
   imap: {servers: ["127.0.0.1:${bePort}"]}
 workers: 2
-limits: {connections: 100000, per_client: 1000}
+limits: {connections: 100000, per_client: 1000, connection_rate: off}
 metrics: false
 log: {level: warn}
 `);

@@ -95,7 +95,8 @@ export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
     backends: [{ name: 'pool', servers: o.servers, proxyProtocol: o.proxyProtocol ?? 'off', balance: 'first' }],
     listeners: [{ name: 'l0', protocol, backend: 0, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol] }],
     timeouts: { handshakeMs: 5000, pretlsMs: 5000, connectMs: 2000, idleMs: 30_000, ...o.timeouts },
-    limits: { connections: 1000, perClient: 1000, lineBytes: 8192, ...o.limits },
+    // No connection rate by default: every test client is on loopback (test/native/bans.test.ts sets one).
+    limits: { connections: 1000, perClient: 1000, lineBytes: 8192, connectionRate: 0, ...o.limits },
   };
 }
 

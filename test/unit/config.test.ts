@@ -86,10 +86,10 @@ describe('parseConfig: valid documents', () => {
       groups: 'X25519MLKEM768:X25519:P-256',
     });
     expect(c.timeouts).toEqual({ handshakeMs: 10_000, pretlsMs: 60_000, connectMs: 5_000, idleMs: 31 * 60_000, drainMs: 30_000 });
-    expect(c.limits).toEqual({ connections: 100_000, perClient: 200, lineBytes: 8192 });
+    expect(c.limits).toEqual({ connections: 100_000, perClient: 200, lineBytes: 8192, loginTracking: true, loginFailures: { count: 10, windowMs: 600_000, banMs: 900_000 }, connectionRate: 600, ipv6Prefix: 64, exempt: [] });
     expect(c.workers).toBe(os.availableParallelism());
     expect(c.metrics).toEqual({ listen: '127.0.0.1:9187' });
-    expect(c.log).toEqual({ level: 'info' });
+    expect(c.log).toEqual({ level: 'info', usernames: true });
   });
 
   it('reads the annotated example file', async () => {
@@ -460,5 +460,49 @@ describe('runtimeSupport', () => {
   });
   it('reads the version from the number when the text has none', () => {
     expect(opensslShortVersion({ version: 'custom build', versionNumber: 0x30000130, hasGroup: () => false, cipherList: () => ({ error: '' }) })).toBe('3.0.19');
+  });
+});
+
+describe('limits per client network and login tracking', () => {
+  it('defaults: 10 failures in 10m ban for 15m, 600 connections a minute, IPv6 /64, nothing exempt, user names logged', () => {
+    const c = parseConfig(MINIMAL, 'm.yaml');
+    expect(c.limits).toMatchObject({
+      loginTracking: true,
+      loginFailures: { count: 10, windowMs: 600_000, banMs: 900_000 },
+      connectionRate: 600,
+      ipv6Prefix: 64,
+      exempt: [],
+    });
+    expect(c.log.usernames).toBe(true);
+  });
+
+  it('reads short test durations, exempt blocks, off switches and log.usernames', () => {
+    const c = parseConfig(
+      MINIMAL + 'limits:\n  login_failures: {count: 3, window: 10s, ban: 3s}\n  connection_rate: 5\n  ipv6_prefix: 56\n  exempt: ["127.0.0.1", "2001:db8::/48"]\nlog: {usernames: false}\n',
+      'm.yaml',
+    );
+    expect(c.limits).toMatchObject({ loginFailures: { count: 3, windowMs: 10_000, banMs: 3000 }, connectionRate: 5, ipv6Prefix: 56, exempt: ['127.0.0.1/32', '2001:db8::/48'] });
+    expect(c.log.usernames).toBe(false);
+    const off = parseConfig(MINIMAL + 'limits: {login_failures: off, connection_rate: off, login_tracking: false}\n', 'm.yaml');
+    expect(off.limits).toMatchObject({ loginTracking: false, loginFailures: { count: 0 }, connectionRate: 0 });
+    expect(configWarnings(off).filter((w) => w.includes('login'))).toEqual([]);
+    const trackingOff = parseConfig(MINIMAL + 'limits: {login_tracking: false}\n', 'm.yaml');
+    expect(configWarnings(trackingOff)).toContain('limits.login_failures has no effect with limits.login_tracking: false (no login is seen, so none fails)');
+  });
+
+  it('refuses bad values with FILE:LINE:COL and the key path', () => {
+    const text = MINIMAL +
+      'limits:\n  login_failures: {count: -1, window: 10, ban: 15x, bans: 3}\n  connection_rate: fast\n  ipv6_prefix: 129\n  exempt: ["10.0.0.1/8"]\n  login_tracking: yes\nlog: {usernames: "no"}\n';
+    expect(errorsOf(text)).toEqual([
+      'test.yaml:12:27: limits.login_failures.count: -1 is out of range (0..1000000)',
+      'test.yaml:12:39: limits.login_failures.window: a duration needs a unit: write "10s" or "10ms" (units: ms, s, m, h)',
+      'test.yaml:12:48: limits.login_failures.ban: "15x" is not a duration (examples: 500ms, 10s, 31m, 1h)',
+      'test.yaml:12:53: limits.login_failures.bans: unknown key "bans" (did you mean "ban"?)',
+      'test.yaml:13:20: limits.connection_rate: expected a whole number of new connections per minute (or off), got "fast"',
+      'test.yaml:14:16: limits.ipv6_prefix: 129 is out of range (16..128)',
+      'test.yaml:15:12: limits.exempt[0]: "10.0.0.1/8" has bits set past its /8 prefix (did you mean "10.0.0.0/8"?)',
+      'test.yaml:16:19: limits.login_tracking: expected true or false, got "yes"',
+      'test.yaml:17:18: log.usernames: expected true or false, got "no"',
+    ]);
   });
 });

@@ -1,8 +1,8 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { child, connectionLogLine, connectionLogThrottle, createLogger, logConnection, logNativeEvents, scrubPrivateKeys } from '../../src/log.js';
+import { child, connectionLogLine, connectionLogThrottle, createLogger, logConnection, loginLogLine, logNativeEvents, scrubPrivateKeys } from '../../src/log.js';
 import { LogThrottle } from '../../src/log-throttle.js';
-import type { ConnectionRecord } from '../../src/native.js';
+import type { ConnectionRecord, LoginRecord } from '../../src/native.js';
 
 function capture() {
   const lines: string[] = [];
@@ -40,6 +40,9 @@ function record(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
     durationMs: 95000,
     reason: 'client_closed',
     detail: '',
+    login: 'success',
+    user: 'alice@example.org',
+    loginFailures: 1,
     ...over,
   };
 }
@@ -130,6 +133,10 @@ describe('connection lines', () => {
         connect_ms: 1,
         duration_ms: 95000,
         reason: 'client_closed',
+        authenticated: true,
+        login: 'success',
+        login_failures: 1,
+        user: 'alice@example.org',
       },
     });
   });
@@ -229,5 +236,46 @@ describe('connection failure lines, throttled per reason', () => {
     const summary = lines.filter((l) => l.suppressed !== undefined);
     expect(summary).toEqual([expect.objectContaining({ level: 'warn', reason: 'handshake_failed', suppressed: 980, interval_s: 60 })]);
     expect(lines).toHaveLength(1000 + 20 + 1 + 1);
+  });
+});
+
+describe('login and ban lines', () => {
+  const login = (over: Partial<LoginRecord> = {}): LoginRecord => ({
+    listener: 'imaps', protocol: 'imaps', client: '[2001:db8::7]:5123', network: '2001:db8::/64', sni: 'mail.example.org',
+    user: 'alice@example.org', mech: 'PLAIN', result: 'failure', ...over,
+  });
+
+  it('a login line has client first, then result, network, listener, sni, mechanism and user', () => {
+    const line = loginLogLine(login());
+    expect(line).toEqual({
+      level: 'info',
+      msg: 'login failed',
+      fields: { client: '[2001:db8::7]:5123', result: 'failure', network: '2001:db8::/64', listener: 'imaps', protocol: 'imaps', sni: 'mail.example.org', mech: 'PLAIN', user: 'alice@example.org' },
+    });
+    expect(Object.keys(line.fields).slice(0, 2)).toEqual(['client', 'result']);
+    expect(loginLogLine(login({ result: 'success' })).msg).toBe('login succeeded');
+    expect(loginLogLine(login({ result: 'error' })).msg).toBe('login error');
+  });
+
+  it('log.usernames: false leaves the user out of login and connection lines', () => {
+    expect(loginLogLine(login(), { usernames: false }).fields).not.toHaveProperty('user');
+    expect(connectionLogLine(record(), { usernames: false }).fields).not.toHaveProperty('user');
+    expect(connectionLogLine(record({ login: 'none', user: '', loginFailures: 0 })).fields).toMatchObject({ authenticated: false, login: 'none', login_failures: 0 });
+    expect(connectionLogLine(record({ login: 'none', user: '' })).fields).not.toHaveProperty('user');
+  });
+
+  it('logNativeEvents writes login, ban and ban-ended lines', () => {
+    const c = capture();
+    logNativeEvents(createLogger({ destination: c.destination }), [
+      { kind: 'login', login: login() },
+      { kind: 'ban', network: '203.0.113.7', listener: 'imaps', banMs: 900_000, failures: 10 },
+      { kind: 'ban_ended', network: '203.0.113.7' },
+    ], undefined, { usernames: false });
+    const [l, b, e] = c.json();
+    expect(l).toMatchObject({ level: 'info', msg: 'login failed', client: '[2001:db8::7]:5123', result: 'failure' });
+    expect(l).not.toHaveProperty('user');
+    expect(b).toMatchObject({ level: 'warn', msg: 'client network banned', network: '203.0.113.7', failures: 10, ban_s: 900 });
+    expect(Date.parse(String(b!.until)) - Date.now()).toBeGreaterThan(890_000);
+    expect(e).toMatchObject({ level: 'info', msg: 'client network ban ended', network: '203.0.113.7' });
   });
 });

@@ -3,7 +3,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { MailfrontError } from '../../src/errors.js';
 import { LabelGuard, createMetrics, startMetricsServer, type Metrics, type MetricsServer } from '../../src/metrics.js';
 import { parseHostPort } from '../../src/metrics-server.js';
-import type { ConnectionRecord, ListenerCounters, NativeStats } from '../../src/native.js';
+import type { ConnectionRecord, ListenerCounters, LoginRecord, NativeStats } from '../../src/native.js';
 
 function counters(name: string, over: Partial<ListenerCounters> = {}): ListenerCounters {
   return {
@@ -22,6 +22,8 @@ function counters(name: string, over: Partial<ListenerCounters> = {}): ListenerC
     proxyRefused: 0,
     proxyMalformed: 0,
     earlyConnectsDeferred: 0,
+    rejectedBanned: 0,
+    rejectedRate: 0,
     ...over,
   };
 }
@@ -46,6 +48,9 @@ function record(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
     durationMs: 2500,
     reason: 'client_closed',
     detail: '',
+    login: 'success',
+    user: 'alice@example.org',
+    loginFailures: 1,
     ...over,
   };
 }
@@ -354,5 +359,41 @@ describe('metrics HTTP server', () => {
       code: 'MF_LISTEN',
       message: 'metrics listener nonsense: not host:port or [v6]:port',
     });
+  });
+});
+
+describe('logins and bans', () => {
+  const login = (over: Partial<LoginRecord> = {}): LoginRecord => ({
+    listener: 'imaps', protocol: 'imaps', client: '203.0.113.7:5123', network: '203.0.113.7', sni: 'mail.example.org',
+    user: 'alice', mech: 'LOGIN', result: 'failure', ...over,
+  });
+
+  it('mailfront_auth_total counts outcomes by listener and result; bans and refusals by kind', async () => {
+    const stats: NativeStats = {
+      workers: 1, active: 0, maxLoopAgeMs: 0, bannedNetworks: 2, trackedNetworks: 9,
+      listeners: [counters('imaps', { rejectedBanned: 5, rejectedRate: 3 })],
+    };
+    const m = make(() => stats);
+    m.observeLogin(login());
+    m.observeLogin(login());
+    m.observeLogin(login({ result: 'success' }));
+    m.observeLogin(login({ listener: 'sieve', result: 'error' }));
+    m.observeBan('imaps');
+    const s = await scrape(m);
+    expect(s.get('mailfront_auth_total{listener="imaps",result="failure"}')).toBe(2);
+    expect(s.get('mailfront_auth_total{listener="imaps",result="success"}')).toBe(1);
+    expect(s.get('mailfront_auth_total{listener="sieve",result="error"}')).toBe(1);
+    expect(s.get('mailfront_bans_total{listener="imaps"}')).toBe(1);
+    expect(s.get('mailfront_banned_networks')).toBe(2);
+    expect(s.get('mailfront_connections_rejected_total{listener="imaps",kind="banned"}')).toBe(5);
+    expect(s.get('mailfront_connections_rejected_total{listener="imaps",kind="rate"}')).toBe(3);
+  });
+
+  it('no label carries a user name or a client address', async () => {
+    const m = make();
+    m.observeLogin(login({ user: 'mallory', client: '198.51.100.1:1' }));
+    const text = await m.registry.metrics();
+    expect(text).not.toContain('mallory');
+    expect(text).not.toContain('198.51.100.1');
   });
 });
