@@ -39,7 +39,8 @@ namespace {
 // The queue is bounded: when the JS thread stalls (stdout blocked by journald
 // back-pressure, a long GC) connection records beyond <max_pending> are dropped
 // and counted (stats().eventsDropped); the next delivery says how many. Error
-// events are few (one per worker every 5 s at most) and always kept.
+// events are few (one per worker every 5 s at most) and always kept; so are a
+// ban's start and end (one each per banned network: each must be logged once).
 class EventQueue : public EventSink {
  public:
   static constexpr size_t kDefaultMaxPending = 10000;  // about 7 MB of records
@@ -68,7 +69,8 @@ class EventQueue : public EventSink {
       std::lock_guard lk(state_->mu);
       first = state_->pending.empty() && state_->dropped == 0;
       for (Event& e : batch) {
-        if (state_->pending.size() < max_pending_ || e.kind == Event::Kind::Error) state_->pending.push_back(std::move(e));
+        bool keep = e.kind == Event::Kind::Error || e.kind == Event::Kind::Ban || e.kind == Event::Kind::BanEnded;
+        if (state_->pending.size() < max_pending_ || keep) state_->pending.push_back(std::move(e));
         else dropped++;
       }
       state_->dropped += dropped;
