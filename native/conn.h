@@ -1,5 +1,8 @@
 // One client connection, from accept to close, on one worker: the state
 // machine with one place where it advances (advance()) and one teardown (close()).
+// States and dispatch: conn.cc; handshake: conn_handshake.cc; backend pool:
+// conn_backend.cc; relay: conn_relay.cc; teardown: conn_close.cc; the record:
+// conn_record.cc; login watching: conn_login.cc.
 #pragma once
 #include <openssl/ssl.h>
 
@@ -9,6 +12,7 @@
 
 #include "buffer.h"
 #include "dialog.h"
+#include "events.h"
 #include "login.h"
 #include "net.h"
 #include "snapshot.h"
@@ -70,6 +74,8 @@ class Conn {
   size_t next_server();
   Attempt try_server(size_t i);
   void connect_next();
+  void server_failed(const std::string& why);
+  void mark_server_down(size_t i);
   void drop_backend();
   void connected();
   void backend_unavailable(const std::string& why);
@@ -82,6 +88,7 @@ class Conn {
   void client_failed();
   void flush_counters();
   void close(const char* reason, std::string detail = {});
+  void fill_record(ConnRecord& r) const;
   // Login watching (conn_login.cc): outcomes, bans, then the watcher goes.
   void watch_logins(bool from_client, const char* data, size_t n);
   void on_login(const LoginOutcome& o);

@@ -65,7 +65,7 @@ std::string negotiated_group(SSL* ssl);
 // IMAP STARTTLS are one application protocol (ALPN "imap") and share theirs; so do POP3S and POP3.
 bool bind_session_context(SSL* ssl, Proto proto);
 
-// Defined with the connection (conn.cc): servername and ALPN callbacks, which
+// Defined with the handshake (conn_handshake.cc): servername and ALPN callbacks, which
 // find their Conn through the SSL's app data.
 void install_conn_callbacks(SSL_CTX* ctx);
 

@@ -1,13 +1,13 @@
 // The backend greeting after STARTTLS (native/greeting.h): IMAP/POP3 swallow,
 // ManageSieve STARTTLS strip. The input is what the backend sent (at most one
-// 16 KiB relay buffer in conn.cc: run with -max_len=16384).
+// 16 KiB relay buffer in conn_relay.cc: run with -max_len=16384).
 //
 // Invariants:
 //  - no crash, no sanitizer report;
-//  - the result of the strip is never longer than the input (conn.cc copies it
+//  - the result of the strip is never longer than the input (conn_relay.cc copies it
 //    back into the same buffer), and is the input with only "STARTTLS"
 //    capability lines taken out, none after the final OK/NO/BYE line;
-//  - as bytes arrive (conn.cc calls the filter on every read), a prefix is
+//  - as bytes arrive (conn_relay.cc calls the filter on every read), a prefix is
 //    either incomplete or gives the same answer as the whole: the decision
 //    does not depend on the read split;
 //  - swallow drops exactly the first line, and only a "* OK"/"+OK" one;

@@ -1,0 +1,16 @@
+// The pieces of the addon's JS interface, put together by Init (addon.cc).
+#pragma once
+#include <napi.h>
+
+namespace mf {
+
+// proxy_object.cc: the Proxy class (apply, start, stats, drain, stop).
+Napi::Function proxy_class(Napi::Env env);
+// library_queries.cc: opensslVersion, opensslVersionNumber, tlsGroupKnown, tlsCipherList.
+void export_library_queries(Napi::Env env, Napi::Object exports);
+// sd_notify.cc: sd_notify(3) without libsystemd.
+Napi::Value sd_notify(const Napi::CallbackInfo& info);
+// test_exports.cc: testDialog, testLogin, ... for the table tests.
+void export_test_functions(Napi::Env env, Napi::Object exports);
+
+}  // namespace mf

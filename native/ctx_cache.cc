@@ -1,0 +1,67 @@
+#include "ctx_cache.h"
+
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include <memory>
+#include <mutex>
+#include <unordered_map>
+
+namespace mf {
+
+namespace {
+
+std::mutex ctx_cache_mu;
+std::unordered_map<std::string, SslCtxPtr> ctx_cache;
+
+}  // namespace
+
+std::string ctx_digest(const TlsPolicy& policy, const std::vector<PemPair>& pairs) {
+  // Hashed piece by piece: no concatenated copy of the key PEMs to wipe afterwards.
+  // "" when hashing fails: such a context is built, never cached (reuse_ctx, remember_ctxs).
+  static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  bool ok = md && sha256 && EVP_DigestInit_ex(md.get(), sha256, nullptr) == 1;
+  auto add = [&](const std::string& v) {
+    std::string len = std::to_string(v.size()) + ':';
+    ok = ok && EVP_DigestUpdate(md.get(), len.data(), len.size()) == 1 && EVP_DigestUpdate(md.get(), v.data(), v.size()) == 1;
+  };
+  add(std::to_string(policy.min_version));
+  add(policy.ciphers);
+  add(policy.ciphersuites);
+  add(policy.groups);
+  for (const PemPair& p : pairs) {
+    add(p.chain_pem);
+    add(p.key_pem);
+  }
+  unsigned char out[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  if (!ok || EVP_DigestFinal_ex(md.get(), out, &n) != 1) { ERR_clear_error(); return {}; }
+  return std::string(reinterpret_cast<char*>(out), n);
+}
+
+SslCtxPtr reuse_ctx(const std::string& digest) {
+  std::lock_guard<std::mutex> lock(ctx_cache_mu);
+  if (digest.empty()) return nullptr;
+  auto it = ctx_cache.find(digest);
+  if (it == ctx_cache.end()) return nullptr;
+  SSL_CTX_up_ref(it->second.get());
+  return SslCtxPtr(it->second.get());
+}
+
+void remember_ctxs(const std::vector<std::string>& digests, const std::vector<SslCtxPtr>& ctxs) {
+  std::unordered_map<std::string, SslCtxPtr> next;
+  for (size_t i = 0; i < ctxs.size(); i++) {
+    if (digests[i].empty() || next.count(digests[i])) continue;
+    SSL_CTX_up_ref(ctxs[i].get());
+    next.emplace(digests[i], SslCtxPtr(ctxs[i].get()));
+  }
+  std::unordered_map<std::string, SslCtxPtr> old;
+  {
+    std::lock_guard<std::mutex> lock(ctx_cache_mu);
+    old.swap(ctx_cache);
+    ctx_cache.swap(next);
+  }
+}  // the previous generation's references are released here, outside the lock
+
+}  // namespace mf

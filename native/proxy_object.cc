@@ -1,0 +1,190 @@
+// The JS-facing Proxy class. JS_ methods check types only:
+// validation and defaults live in TypeScript (src/config, src/snapshot.ts).
+#include <napi.h>
+#include <sys/socket.h>
+
+#include <fcntl.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "addon.h"
+#include "engine.h"
+#include "event_queue.h"
+#include "snapshot_reader.h"
+#include "tickets.h"
+
+namespace mf {
+
+namespace {
+
+class Proxy : public Napi::ObjectWrap<Proxy> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Proxy",
+                       {InstanceMethod("apply", &Proxy::JS_apply), InstanceMethod("start", &Proxy::JS_start),
+                        InstanceMethod("stats", &Proxy::JS_stats), InstanceMethod("drain", &Proxy::JS_drain),
+                        InstanceMethod("stop", &Proxy::JS_stop)});
+  }
+
+  explicit Proxy(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Proxy>(info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) { Napi::TypeError::New(env, "Proxy(options): options object expected").ThrowAsJavaScriptException(); return; }
+    Napi::Object o = info[0].As<Napi::Object>();
+    Napi::Value cb = o.Get("onEvents");
+    if (!cb.IsFunction()) { Napi::TypeError::New(env, "Proxy(options): onEvents must be a function").ThrowAsJavaScriptException(); return; }
+    double max_pending = num(o, "maxPendingEvents", double(EventQueue::kDefaultMaxPending));
+    events_.open(env, cb.As<Napi::Function>(), max_pending >= 1 ? size_t(max_pending) : 1);
+    engine_ = std::make_unique<Engine>(int(num(o, "workers", 1)), events_);
+    // An environment torn down (worker_threads, exit) stops the data plane first.
+    cleanup_ = env.AddCleanupHook(&Proxy::OnEnvTeardown, this);
+  }
+
+  ~Proxy() override {
+    if (!cleanup_.IsEmpty()) cleanup_.Remove(Env());
+    Teardown();
+  }
+
+  // The hook's own data is freed by node-addon-api once it has run.
+  static void OnEnvTeardown(Proxy* p) {
+    p->cleanup_ = {};
+    p->Teardown();
+  }
+
+  void Teardown() {
+    if (engine_) engine_->stop();
+    events_.close();
+  }
+
+ private:
+  Napi::Value JS_apply(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsObject()) { Napi::TypeError::New(env, "apply(snapshot): object expected").ThrowAsJavaScriptException(); return env.Undefined(); }
+    std::string err;
+    std::vector<TicketKey> keys;
+    auto snap = read_snapshot(info[0].As<Napi::Object>(), keys, err);
+    if (!snap) { Napi::Error::New(env, "snapshot refused: " + err).ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (engine_->running() && snap->listeners.size() != engine_->listener_count) {
+      Napi::Error::New(env, "snapshot refused: the listeners cannot change while running").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (!TicketKeys::set(std::move(keys))) {
+      Napi::Error::New(env, "snapshot refused: no session-ticket key could be made (the random generator failed)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    engine_->apply(std::move(snap));
+    return env.Undefined();
+  }
+
+  Napi::Value JS_start(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!info[0].IsArray()) { Napi::TypeError::New(env, "start(listeners): array expected").ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (engine_->running() || engine_->stopped()) { Napi::Error::New(env, "start(): already started (or stopped)").ThrowAsJavaScriptException(); return env.Undefined(); }
+    auto snap = engine_->snapshot();
+    if (!snap) { Napi::Error::New(env, "start() before apply()").ThrowAsJavaScriptException(); return env.Undefined(); }
+    Napi::Array list = info[0].As<Napi::Array>();
+    if (list.Length() != snap->listeners.size()) {
+      Napi::Error::New(env, "start(): listeners do not match the snapshot's").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    std::vector<ListenSocket> sockets;
+    Napi::Array bound = Napi::Array::New(env, list.Length());
+    for (uint32_t i = 0; i < list.Length(); i++) {
+      Napi::Object l = list.Get(i).As<Napi::Object>();
+      std::string name = str(l, "name");
+      Napi::Array addrs = Napi::Array::New(env);
+      Napi::Array fds = arr(l, "fds");
+      auto add = [&](int fd, bool adopted) {
+        SockAddr local;
+        local.len = sizeof local.ss;
+        getsockname(fd, local.sa(), &local.len);
+        std::string text = format_addr(local);
+        addrs.Set(addrs.Length(), text);
+        sockets.push_back({Fd(fd), int(i), text, adopted});
+      };
+      for (uint32_t j = 0; j < fds.Length(); j++) {
+        int fd = int(fds.Get(j).As<Napi::Number>().Int32Value());
+        // Adopted from systemd: make it ours (non-blocking, not inherited by children).
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        add(fd, true);
+      }
+      Napi::Array text = arr(l, "addresses");
+      for (uint32_t j = 0; j < text.Length(); j++) {
+        std::string a = text.Get(j).As<Napi::String>().Utf8Value();
+        auto addr = parse_addr(a);
+        std::string err = "malformed address";
+        int fd = addr ? open_listener(*addr, err) : -1;
+        if (fd < 0) {
+          Napi::Error e = Napi::Error::New(env, "listener " + name + " on " + a + ": " + err);
+          e.Set("code", "MF_LISTEN");
+          e.ThrowAsJavaScriptException();
+          return env.Undefined();
+        }
+        add(fd, false);
+      }
+      Napi::Object b = Napi::Object::New(env);
+      b.Set("name", name);
+      b.Set("addresses", addrs);
+      bound[i] = b;
+    }
+    engine_->start(std::move(sockets));
+    events_.ref(env);
+    return bound;
+  }
+
+  Napi::Value JS_stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("workers", double(engine_->workers.size()));
+    out.Set("active", double(engine_->active.load()));
+    int64_t now = now_ms(), oldest = 0;
+    for (auto& w : engine_->workers) {
+      int64_t hb = w->heartbeat_ms.load(std::memory_order_relaxed);
+      if (hb && now - hb > oldest) oldest = now - hb;
+    }
+    out.Set("maxLoopAgeMs", double(oldest));
+    out.Set("eventsDropped", double(events_.dropped()));
+    out.Set("bannedNetworks", double(engine_->guard.bans(now)));
+    out.Set("trackedNetworks", double(engine_->guard.entries()));
+    auto snap = engine_->snapshot();
+    Napi::Array ls = Napi::Array::New(env);
+    for (size_t i = 0; snap && i < engine_->listener_count; i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("name", snap->listeners[i].name);
+      int64_t active = 0;
+      for (auto& w : engine_->workers) active += w->counters[i].active.load(std::memory_order_relaxed);
+      o.Set("active", double(active));
+      for (const CounterField& f : kCounterFields) {
+        uint64_t sum = 0;
+        for (auto& w : engine_->workers) sum += (w->counters[i].*f.field).load(std::memory_order_relaxed);
+        o.Set(f.name, double(sum));
+      }
+      ls.Set(uint32_t(i), o);
+    }
+    out.Set("listeners", ls);
+    return out;
+  }
+
+  Napi::Value JS_drain(const Napi::CallbackInfo& info) {
+    engine_->drain();
+    return info.Env().Undefined();
+  }
+
+  Napi::Value JS_stop(const Napi::CallbackInfo& info) {
+    engine_->stop();
+    events_.unref(info.Env());
+    return info.Env().Undefined();
+  }
+
+  EventQueue events_;
+  std::unique_ptr<Engine> engine_;
+  Napi::Env::CleanupHook<void (*)(Proxy*), Proxy> cleanup_;
+};
+
+}  // namespace
+
+Napi::Function proxy_class(Napi::Env env) { return Proxy::Init(env); }
+
+}  // namespace mf
