@@ -32,7 +32,7 @@ declare -A SOURCES=(
   [proxy_parse]="native/proxy_parse.cc native/crc32c.cc"
   [addr]="native/net.cc"
   [sni]="native/sni.cc"
-  [login]="native/login.cc"
+  [login]="native/login.cc native/login_server.cc native/login_text.cc"
 )
 # Largest input: a relay buffer (16 KiB) for the byte streams, small for names.
 declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=1500 [proxy_parse]=1024 [addr]=300 [sni]=300 [login]=16384)
