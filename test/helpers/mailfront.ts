@@ -9,7 +9,7 @@
 //   expect(await mf.stop()).toEqual({ code: 0, signal: null });
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -23,18 +23,38 @@ export const ADDON = path.join(ROOT, 'build', 'Release', 'mailfront.node');
 
 // ---------------------------------------------------------------- ports
 
-/** n distinct free loopback ports: bind port 0 n times at once, read, close. */
+/**
+ * n distinct free loopback ports, taken below the kernel's ephemeral range
+ * (net.ipv4.ip_local_port_range). A port 0 bind returns an ephemeral port, and
+ * the kernel may hand that same port to any outgoing connect() (or another
+ * port-0 listener, such as a proxy under test) between our close and the
+ * test's bind; below the range only an explicit bind can take it.
+ */
 export async function freePorts(n: number): Promise<number[]> {
-  const servers = await Promise.all(
-    Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-      const s = net.createServer();
-      s.once('error', reject);
-      s.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => resolve(s));
-    })),
-  );
-  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
-  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
-  return ports;
+  const [low] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number);
+  const top = Math.min(low ?? 32768, 32768) - 1;
+  const bottom = 10_000;
+  const held: net.Server[] = [];
+  try {
+    let port = bottom + Math.floor(Math.random() * (top - bottom));
+    for (let tried = 0; held.length < n && tried < top - bottom; tried++, port = port >= top ? bottom : port + 1) {
+      if (port >= 21_100 && port < 21_200) continue; // the Cyrus test servers' blocks (test/helpers/cyrus.ts)
+      const s = await listenOn(port);
+      if (s) held.push(s);
+    }
+    if (held.length < n) throw new Error(`freePorts: fewer than ${n} free loopback ports in ${bottom}-${top}`);
+    return held.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(held.map((s) => new Promise((r) => s.close(r))));
+  }
+}
+
+function listenOn(port: number): Promise<net.Server | null> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(null));
+    s.listen({ host: '127.0.0.1', port, exclusive: true }, () => resolve(s));
+  });
 }
 
 // ---------------------------------------------------------------- build
