@@ -109,10 +109,10 @@ export interface ConnectionRecord {
   protocol: Protocol;
   /** Client "ip:port" ([v6]:port). */
   client: string;
-  /** Backend server the connection was relayed to, or "" if none. */
-  backend: string;
-  /** Local "ip:port" of the backend-side socket: what Cyrus logs as the peer. */
-  backendLocal: string;
+  /** The server of the pool the connection was relayed to ("ip:port", [v6]:port or a unix path), or "" if none. */
+  server: string;
+  /** Local "ip:port" of the server-side socket: what Cyrus logs as the peer. */
+  serverLocal: string;
   /** Backend pool name chosen by routing, or "". */
   pool: string;
   sni: string;

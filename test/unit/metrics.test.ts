@@ -32,8 +32,8 @@ function record(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
     listener: 'imaps',
     protocol: 'imaps',
     client: '203.0.113.7:51234',
-    backend: '127.0.0.1:1143',
-    backendLocal: '127.0.0.1:40022',
+    server: '127.0.0.1:1143',
+    serverLocal: '127.0.0.1:40022',
     pool: 'cyrus-imap',
     sni: 'mail.example.org',
     tlsVersion: 'TLSv1.3',
@@ -161,10 +161,10 @@ describe('connection records', () => {
     const m = make();
     m.observeConnection(record());
     m.observeConnection(record({ tlsVersion: 'TLSv1.2' }));
-    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', backend: '', pool: '' }));
+    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', server: '', pool: '' }));
     // A STARTTLS client that leaves before STARTTLS: no handshake at all.
-    m.observeConnection(record({ listener: 'sieve', protocol: 'managesieve', tlsVersion: '', backend: '', pool: '' }));
-    m.observeConnection(record({ reason: 'backend_unavailable', backend: '', pool: 'cyrus-imap' }));
+    m.observeConnection(record({ listener: 'sieve', protocol: 'managesieve', tlsVersion: '', server: '', pool: '' }));
+    m.observeConnection(record({ reason: 'backend_unavailable', server: '', pool: 'cyrus-imap' }));
     const s = await scrape(m);
     expect(s.get('mailfront_connections_closed_total{listener="imaps",reason="client_closed"}')).toBe(2);
     expect(s.get('mailfront_connections_closed_total{listener="imaps",reason="handshake_failed"}')).toBe(1);
@@ -182,7 +182,7 @@ describe('connection records', () => {
     m.observeConnection(record({ group: 'X25519MLKEM768', listener: 'sieve', protocol: 'managesieve' }));
     m.observeConnection(record({ group: 'X25519' }));
     m.observeConnection(record({ group: 'X25519MLKEM768' }));
-    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', group: '', backend: '', pool: '' }));
+    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', group: '', server: '', pool: '' }));
     m.observeConnection(record({ group: 'bad group\nname' }));
     const s = await scrape(m);
     expect(s.get('mailfront_tls_handshake_groups_total{listener="imaps",group="X25519MLKEM768"}')).toBe(2);
