@@ -44,6 +44,8 @@ export const DEFAULTS = {
     ipv6_prefix: 64,
   },
   metricsListen: '127.0.0.1:9187',
+  /** The ALPN id a listener accepts, by protocol, unless it names its own. */
+  alpn: { imaps: 'imap', imap: 'imap', pop3s: 'pop3', pop3: 'pop3', managesieve: 'managesieve' } satisfies Record<Protocol, string>,
 } as const;
 
 // ---------------------------------------------------------------- the schema
@@ -219,8 +221,8 @@ export function toConfig(raw: RawConfig, baseDir: string, defaultGroups: string)
       listen: l.listen,
       /** Name of the default backend pool (a key of Config.backends). */
       backend: l.backend,
-      /** ALPN id override; default by protocol ("imap", "pop3", "managesieve"). */
-      ...(l.alpn !== undefined ? { alpn: l.alpn } : {}),
+      /** The ALPN id it accepts when a client offers ALPN: the file's, else DEFAULTS.alpn by protocol. */
+      alpn: l.alpn ?? DEFAULTS.alpn[l.protocol],
       /** managesieve only: fallback capability lines (CRLF-terminated) when the backend cannot be probed. */
       ...(l.sieve_capabilities !== undefined ? { sieveCapabilities: l.sieve_capabilities } : {}),
       /** Behind an L4 balancer: each connection starts with a PROXY header (v1 or v2) naming the client. */
