@@ -32,7 +32,11 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/** Every default of the configuration: the data plane has none of its own (src/snapshot.ts sends every field). */
+/**
+ * Defaults of numbers, durations and tables; the others (enums, switches)
+ * stand beside their field in the schema below. This file holds every default:
+ * the data plane has none of its own (src/snapshot.ts sends every field).
+ */
 export const DEFAULTS = {
   timeouts: { handshake: '10s', pretls: '60s', connect: '5s', idle: '31m', drain: '30s' },
   limits: {
@@ -68,10 +72,7 @@ const Certificates = obj({
   pairs: list(obj({ cert: filePath, key: filePath }), { what: '{cert, key} pairs' }),
   default: dnsName.optional(),
   unknown_sni: enumOf(['default', 'reject'] as const, 'default'),
-  watch: z
-    .any()
-    .optional()
-    .transform((v: unknown, ctx): boolean => (v === undefined ? false : typeof v === 'boolean' ? v : fail(ctx, `expected true or false, got ${describe(v)}`))),
+  watch: bool(false),
 });
 
 const Listener = obj({
