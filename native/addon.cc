@@ -11,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Proxy", proxy_class(env));
   export_library_queries(env, exports);
   exports.Set("sdNotify", Napi::Function::New(env, sd_notify));
+  export_rules(env, exports);
   export_test_functions(env, exports);
   return exports;
 }

@@ -10,6 +10,8 @@ Napi::Function proxy_class(Napi::Env env);
 void export_library_queries(Napi::Env env, Napi::Object exports);
 // sd_notify.cc: sd_notify(3) without libsystemd.
 Napi::Value sd_notify(const Napi::CallbackInfo& info);
+// rules.cc: normalizeHostName, parseAddress, parseCidr, findContext (the rules the control plane shares).
+void export_rules(Napi::Env env, Napi::Object exports);
 // test_exports.cc: testDialog, testLogin, ... for the table tests.
 void export_test_functions(Napi::Env env, Napi::Object exports);
 

@@ -11,45 +11,74 @@
 
 namespace mf {
 
-std::optional<SockAddr> parse_addr(std::string_view text) {
+std::optional<SockAddr> parse_addr(std::string_view text, AddrError* why, std::string_view* host_out,
+                                   std::string_view* port_out) {
+  auto refuse = [why](AddrError e) -> std::optional<SockAddr> {
+    if (why) *why = e;
+    return std::nullopt;
+  };
+  if (why) *why = AddrError::None;
   SockAddr out;
   if (!text.empty() && text[0] == '/') {
     auto* un = reinterpret_cast<sockaddr_un*>(&out.ss);
+    if (text.size() >= sizeof(un->sun_path)) return refuse(AddrError::UnixTooLong);
     // A NUL would silently cut the path the kernel sees.
-    if (text.size() >= sizeof(un->sun_path) || text.find('\0') != std::string_view::npos) return std::nullopt;
+    if (text.find('\0') != std::string_view::npos) return refuse(AddrError::UnixNul);
     un->sun_family = AF_UNIX;
     memcpy(un->sun_path, text.data(), text.size());
     out.len = socklen_t(offsetof(sockaddr_un, sun_path) + text.size() + 1);
     return out;
   }
-  std::string host;
-  std::string_view port;
-  if (!text.empty() && text[0] == '[') {
+  std::string_view host, port;
+  bool bracketed = !text.empty() && text[0] == '[';
+  if (bracketed) {
     auto close = text.find(']');
-    if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') return std::nullopt;
-    host = std::string(text.substr(1, close - 1));
+    if (close == std::string_view::npos) return refuse(AddrError::MissingBracket);
+    host = text.substr(1, close - 1);
+    if (host_out) *host_out = host;
+    if (close + 1 >= text.size() || text[close + 1] != ':') return refuse(AddrError::NoPortAfterBracket);
     port = text.substr(close + 2);
   } else {
     auto colon = text.rfind(':');
-    if (colon == std::string_view::npos) return std::nullopt;
-    host = std::string(text.substr(0, colon));
+    if (colon == std::string_view::npos) return refuse(AddrError::NoPort);
+    host = text.substr(0, colon);
     port = text.substr(colon + 1);
+    if (host_out) *host_out = host;
+    if (host.find(':') != std::string_view::npos) {
+      if (port_out) *port_out = port;
+      return refuse(AddrError::UnbracketedIpv6);
+    }
+    if (host.empty()) return refuse(AddrError::NoHost);
   }
-  unsigned p = 0;
-  auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-  if (ec != std::errc() || ptr != port.data() + port.size() || p > 65535) return std::nullopt;
+  if (port_out) *port_out = port;
+  // inet_pton needs a NUL-terminated copy; a longer text is no address.
+  char buf[INET6_ADDRSTRLEN + 1];
+  bool fits = host.size() < sizeof buf && host.find('\0') == std::string_view::npos;
+  if (fits) {
+    memcpy(buf, host.data(), host.size());
+    buf[host.size()] = '\0';
+  }
   auto* v4 = reinterpret_cast<sockaddr_in*>(&out.ss);
   auto* v6 = reinterpret_cast<sockaddr_in6*>(&out.ss);
-  if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) == 1) {
-    v4->sin_family = AF_INET;
-    v4->sin_port = htons(uint16_t(p));
-    out.len = sizeof(sockaddr_in);
-  } else if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) == 1) {
+  if (bracketed) {
+    if (!fits || inet_pton(AF_INET6, buf, &v6->sin6_addr) != 1) return refuse(AddrError::NotIpv6);
+  } else if (!fits || inet_pton(AF_INET, buf, &v4->sin_addr) != 1) {
+    return refuse(AddrError::NotIp);
+  }
+  if (port.empty() || port.size() > 5 || port.find_first_not_of("0123456789") != std::string_view::npos) {
+    return refuse(AddrError::BadPort);
+  }
+  unsigned p = 0;
+  std::from_chars(port.data(), port.data() + port.size(), p);
+  if (p > 65535) return refuse(AddrError::PortRange);
+  if (bracketed) {
     v6->sin6_family = AF_INET6;
     v6->sin6_port = htons(uint16_t(p));
     out.len = sizeof(sockaddr_in6);
   } else {
-    return std::nullopt;
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(uint16_t(p));
+    out.len = sizeof(sockaddr_in);
   }
   return out;
 }

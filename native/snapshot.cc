@@ -3,14 +3,11 @@
 namespace mf {
 
 int Snapshot::find_context(std::string_view name) const {
-  if (name.empty()) return -1;
-  std::string key(name);
-  if (auto it = exact.find(key); it != exact.end()) return it->second;
-  size_t dot = name.find('.');
-  if (dot == std::string_view::npos || dot == 0) return -1;
-  key.assign(name.substr(dot + 1));
-  if (auto it = wildcard.find(key); it != wildcard.end()) return it->second;
-  return -1;
+  return match_name(name, [this](bool wild, std::string_view key) {
+    const auto& table = wild ? wildcard : exact;
+    auto it = table.find(std::string(key));
+    return it == table.end() ? -1 : it->second;
+  }).context;
 }
 
 int Snapshot::route(int listener, std::string_view sni) const {

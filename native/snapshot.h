@@ -69,6 +69,26 @@ struct Limits {
   std::vector<Cidr> exempt;   // client networks no per-client limit applies to
 };
 
+// The SNI lookup rule: the exact name, then the wildcard of its parent, one
+// label up ("*.example.org" covers "a.example.org", not "example.org" nor
+// "a.b.example.org"). <find>(wildcard, key) gives the context of <key> in the
+// exact (false) or wildcard (true) table, or -1. One rule for the Snapshot's
+// maps and for the index `mailfront check` reports on (findContext export,
+// native/rules.cc). Cases: test/cases/sni-lookup.json.
+struct NameMatch {
+  int context = -1;
+  bool wildcard = false;
+};
+template <class Find>
+NameMatch match_name(std::string_view name, Find&& find) {
+  if (name.empty()) return {};
+  if (int c = find(false, name); c >= 0) return {c, false};
+  size_t dot = name.find('.');
+  if (dot == std::string_view::npos || dot == 0) return {};
+  if (int c = find(true, name.substr(dot + 1)); c >= 0) return {c, true};
+  return {};
+}
+
 struct Snapshot {
   std::vector<SslCtxPtr> contexts;
   std::unordered_map<std::string, int> exact;

@@ -3,6 +3,7 @@
 // is not a refusal arrives in time. Observational: the result goes to the log
 // (on a change) and to metrics; the data plane has its own back-off per server.
 import net from 'node:net';
+import { connectTarget } from './config/address.js';
 import type { Config } from './config/schema.js';
 
 export type HealthChange = (pool: string, server: string, up: boolean, detail: string) => void;
@@ -12,7 +13,12 @@ const MAX_GREETING = 4096;
 /** One check: resolves with "" when the server greeted, or with why it is down. */
 export function checkServer(server: string, timeoutMs: number): Promise<string> {
   return new Promise((resolve) => {
-    const target = server.startsWith('/') ? { path: server } : hostPort(server);
+    let target: ReturnType<typeof connectTarget>;
+    try {
+      target = connectTarget(server);
+    } catch (e) {
+      return resolve((e as Error).message);
+    }
     const socket = net.connect(target);
     let buffered = '';
     const done = (why: string) => {
@@ -32,11 +38,6 @@ export function checkServer(server: string, timeoutMs: number): Promise<string> 
     socket.on('error', (e) => done(e.message));
     socket.on('close', () => done('closed before its greeting'));
   });
-}
-
-function hostPort(server: string): { host: string; port: number } {
-  const i = server.lastIndexOf(':');
-  return { host: server.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port: Number(server.slice(i + 1)) };
 }
 
 /** Checks every server of the pools with health_check set, until stop(). */

@@ -90,8 +90,9 @@ export interface ConnectionLogFields {
   listener: string;
   protocol: string;
   client: string;
+  /** The server relayed to (ConnectionRecord.server); named "backend" in the log since the first release. */
   backend: string;
-  /** Local ip:port of the backend-side socket: the peer address Cyrus logs. */
+  /** Local ip:port of the server-side socket: the peer address Cyrus logs. */
   backend_local: string;
   pool: string;
   sni: string;
@@ -133,8 +134,8 @@ export function connectionLogLine(record: ConnectionRecord, privacy: LogPrivacy 
     listener: record.listener,
     protocol: record.protocol,
     client: record.client,
-    backend: record.backend,
-    backend_local: record.backendLocal,
+    backend: record.server,
+    backend_local: record.serverLocal,
     pool: record.pool,
     sni: record.sni,
     tls_version: record.tlsVersion,

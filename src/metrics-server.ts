@@ -4,6 +4,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { MailfrontError } from './errors.js';
+import { parseListenAddress } from './config/address.js';
 
 export type HealthCheck = () => { ok: boolean; detail: object };
 
@@ -11,15 +12,6 @@ export interface MetricsServer {
   /** The bound address, "127.0.0.1:9187" or "[::1]:9187" (the real port when 0 was asked). */
   address: string;
   close(): Promise<void>;
-}
-
-/** "host:port" or "[v6]:port" -> {host, port}; undefined when malformed. */
-export function parseHostPort(listen: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(listen);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (port > 65535) return undefined;
-  return { host: (m[1] ?? m[2]) as string, port };
 }
 
 function formatAddress(a: AddressInfo): string {
@@ -62,8 +54,9 @@ async function handle(req: http.IncomingMessage, res: http.ServerResponse, regis
  * naming the address, e.g. "metrics listener 127.0.0.1:9187: EADDRINUSE ...".
  */
 export async function startMetricsServer(listen: string, registry: Registry, health: HealthCheck): Promise<MetricsServer> {
-  const hp = parseHostPort(listen);
-  if (!hp) throw new MailfrontError('MF_LISTEN', `metrics listener ${listen}: not host:port or [v6]:port`);
+  // metrics.listen passed the configuration's check; this names the address if a caller skipped it.
+  const hp = parseListenAddress(listen);
+  if (typeof hp === 'string' || hp.kind !== 'tcp') throw new MailfrontError('MF_LISTEN', `metrics listener ${listen}: ${typeof hp === 'string' ? hp : 'not ip:port'}`);
   const server = http.createServer((req, res) => {
     handle(req, res, registry, health).catch((err: unknown) => {
       if (res.headersSent) return void res.destroy();

@@ -270,7 +270,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
         handshakeGroups.inc({ listener, group: groups.value(r.group || 'none') });
       }
     }
-    if (r.backend !== '') connectSeconds.observe({ pool: pools.value(r.pool || 'none') }, r.connectMs / 1000);
+    if (r.server !== '') connectSeconds.observe({ pool: pools.value(r.pool || 'none') }, r.connectMs / 1000);
   }
 
   const certsLoaded = new Gauge({

@@ -109,10 +109,10 @@ export interface ConnectionRecord {
   protocol: Protocol;
   /** Client "ip:port" ([v6]:port). */
   client: string;
-  /** Backend server the connection was relayed to, or "" if none. */
-  backend: string;
-  /** Local "ip:port" of the backend-side socket: what Cyrus logs as the peer. */
-  backendLocal: string;
+  /** The server of the pool the connection was relayed to ("ip:port", [v6]:port or a unix path), or "" if none. */
+  server: string;
+  /** Local "ip:port" of the server-side socket: what Cyrus logs as the peer. */
+  serverLocal: string;
   /** Backend pool name chosen by routing, or "". */
   pool: string;
   sni: string;
@@ -259,6 +259,14 @@ interface AddonModule {
   tlsCipherList(list: string): CipherList;
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
+  /** The host-name rule (native/sni.h): lowercased, no trailing dot; null when not a DNS name (or an IP literal). */
+  normalizeHostName(text: string): string | null;
+  /** The address rule (native/net.h): "ip:port", "[v6]:port" or an absolute unix socket path. */
+  parseAddress(text: string): NativeAddress;
+  /** The CIDR rule (native/proxy_parse.h): "10.0.0.0/8", "::1/128" or a bare address; null when malformed. */
+  parseCidr(text: string): { family: 4 | 6; bytes: number[]; prefix: number } | null;
+  /** The SNI lookup rule (native/snapshot.h match_name) on a certificate store's tables. */
+  findContext(index: { exact: Record<string, number>; wildcard: Record<string, number> }, name: string): { context: number; match: 'exact' | 'wildcard' } | null;
   /** Tests: the PROXY header reader on one buffer. */
   testProxyParse(data: Buffer): ProxyParseResult;
   /** Tests: the PROXY header writer for "ip:port" addresses (tls: what v2-ssl carries). */
@@ -272,6 +280,15 @@ interface AddonModule {
   /** Tests: the client network of "ip:port" as logged, null for a bad address. */
   testClientNetwork(address: string, ipv6Prefix: number): string | null;
 }
+
+/** parseAddress: the address, or why it is refused (host and port: the texts as split, when it got that far). */
+export type NativeAddress =
+  | { kind: 'tcp'; host: string; port: number; family: 4 | 6 }
+  | { kind: 'unix'; path: string }
+  | { error: NativeAddressError; host?: string; port?: string };
+export type NativeAddressError =
+  | 'missing-bracket' | 'no-port-after-bracket' | 'not-ipv6' | 'no-port' | 'unbracketed-ipv6' | 'no-host'
+  | 'not-ip' | 'bad-port' | 'port-range' | 'unix-too-long' | 'unix-nul';
 
 /** A TLS 1.2 cipher string as OpenSSL expands it (TLS 1.3 suites are not in it). */
 export interface CipherList {

@@ -41,10 +41,11 @@ export interface Generation {
  * <running>: the config being served; listeners and workers cannot change
  * without a restart, so theirs are kept (and resolved against the new backends).
  */
-export async function prepare(configPath: string, log: Logger, running?: Config): Promise<Generation & { listenersKept: boolean }> {
+export async function prepare(configPath: string, log: Logger, running?: Config): Promise<Generation & { listenersNeedRestart: boolean }> {
   let config = await loadConfig(configPath);
-  const listenersKept = !!running && !sameListeners(running, config);
-  if (running && listenersKept) config = { ...config, listeners: running.listeners, workers: running.workers };
+  // The file changes listeners or workers: the running ones stay until a restart.
+  const listenersNeedRestart = !!running && !sameListeners(running, config);
+  if (running && listenersNeedRestart) config = { ...config, listeners: running.listeners, workers: running.workers };
   const certLog = child(log, 'certs');
   const certs = await loadCertificates({
     letsencrypt: [...config.certificates.letsencrypt],
@@ -66,7 +67,7 @@ export async function prepare(configPath: string, log: Logger, running?: Config)
     certs,
     snapshot: buildSnapshot(config, certs, sieve.capabilities, tk.keys),
     ticketKeys: ticketKeyInfo(config.tls.ticketKeys, tk.keys),
-    listenersKept,
+    listenersNeedRestart,
   };
 }
 
@@ -220,7 +221,7 @@ export class Service {
       const next = await prepare(this.#options.configPath, this.log, current.config);
       if (this.#stopping) return false;
       refuseLosingCertificates(current.certs, next.certs);
-      if (next.listenersKept)
+      if (next.listenersNeedRestart)
         log.warn('listeners or workers changed: restart mailfront to apply that part; the rest is applied now');
       this.#current = applyGeneration(proxy, next);
       this.log.level = next.config.log.level;

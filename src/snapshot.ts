@@ -17,14 +17,6 @@ export const IMAP_PRETLS_CAPABILITIES = 'IMAP4rev1 STARTTLS LOGINDISABLED';
  */
 export const POP3_PRETLS_CAPABILITIES = 'STLS\r\nRESP-CODES\r\nIMPLEMENTATION mailfront\r\n';
 
-export const ALPN_BY_PROTOCOL: Record<Protocol, string> = {
-  imaps: 'imap',
-  imap: 'imap',
-  pop3s: 'pop3',
-  pop3: 'pop3',
-  managesieve: 'managesieve',
-};
-
 /** Listeners to bind, in config order (the order NativeSnapshot.listeners follows). */
 export function nativeListeners(config: Config): NativeListener[] {
   return config.listeners.map((l) => ({ name: l.name, protocol: l.protocol, addresses: [...l.listen] }));
@@ -72,7 +64,7 @@ export function buildSnapshot(
       backend: backendIndex(l.backend, `listener ${l.name}`),
       routes,
       capabilities: capabilitiesFor(l.protocol, sieveCapabilities?.get(l.name) ?? l.sieveCapabilities),
-      alpn: l.alpn ?? ALPN_BY_PROTOCOL[l.protocol],
+      alpn: l.alpn,
       acceptProxy: l.acceptProxy,
       trustedProxies: [...l.trustedProxies],
     };

@@ -3,7 +3,8 @@
 // Invariants:
 //  - no crash, no read beyond the terminator or 256 bytes;
 //  - accepted: 1..253 bytes of [a-z0-9._-], not only digits and dots (no IPv4
-//    literal), no empty label, equal to the input lowercased without one trailing dot;
+//    literal), no empty label, labels of at most 63 bytes that neither start nor
+//    end with "-", equal to the input lowercased without one trailing dot;
 //  - idempotent: an accepted name normalizes to itself;
 //  - names with characters outside [A-Za-z0-9._-] (IPv6 literals, spaces,
 //    controls, UTF-8) are refused.
@@ -34,8 +35,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     want += char(std::tolower(u));
   }
   bool empty_label = !body.empty() && (body.front() == '.' || body.back() == '.' || body.find("..") != std::string_view::npos);
+  bool bad_label = false;
+  for (size_t start = 0; start <= body.size();) {
+    size_t end = body.find('.', start);
+    if (end == std::string_view::npos) end = body.size();
+    std::string_view label = body.substr(start, end - start);
+    if (label.size() > 63 || (!label.empty() && (label.front() == '-' || label.back() == '-'))) bad_label = true;
+    start = end + 1;
+  }
   bool expect = !in.empty() && in.size() <= 254 && !body.empty() && body.size() <= 253 && !bad_char && !only_digits_dots &&
-                !empty_label;
+                !empty_label && !bad_label;
   FUZZ_CHECK(ok == expect, "normalize_sni(\"%s\") = %d, expected %d", raw.c_str(), ok, expect);
   if (!ok) return 0;
   FUZZ_CHECK(name == want, "normalize_sni(\"%s\") = \"%s\", expected \"%s\"", raw.c_str(), name.c_str(), want.c_str());

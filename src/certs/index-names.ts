@@ -15,7 +15,7 @@
 //    with a warning.
 // 4. Default: the configured name (exact, then wildcard), else the context holding the first
 //    loaded certificate (by path).
-import type { NativeCertContext } from '../native.js';
+import { loadAddon, type NativeCertContext } from '../native.js';
 import { MailfrontError } from '../errors.js';
 import type { LoadedCert } from './parse.js';
 import type { CertProblem, CertStore, CertSummary } from './types.js';
@@ -219,18 +219,15 @@ export function buildStore(loaded: LoadedCert[], defaultName: string | undefined
   return { contexts, exact, wildcard, defaultContext, defaultName: resolvedName, defaultFrom, certificates, problems };
 }
 
-/** Exact, then one-label wildcard ("*.example.org" covers "a.example.org", not "example.org" nor "a.b.example.org"). */
+/**
+ * Exact, then one-label wildcard ("*.example.org" covers "a.example.org", not
+ * "example.org" nor "a.b.example.org"): the data plane's own lookup
+ * (native/snapshot.h match_name), so that check and reports say what the SNI
+ * callback does.
+ */
 export function resolve(
   index: { exact: Record<string, number>; wildcard: Record<string, number> },
   name: string,
 ): { context: number; match: 'exact' | 'wildcard' } | undefined {
-  if (name.startsWith('*.')) {
-    const w = index.wildcard[name.slice(2)];
-    return w === undefined ? undefined : { context: w, match: 'wildcard' };
-  }
-  const e = Object.hasOwn(index.exact, name) ? index.exact[name] : undefined;
-  if (e !== undefined) return { context: e, match: 'exact' };
-  const parent = parentOf(name);
-  const w = parent !== null && Object.hasOwn(index.wildcard, parent) ? index.wildcard[parent] : undefined;
-  return w === undefined ? undefined : { context: w, match: 'wildcard' };
+  return loadAddon().findContext(index, name) ?? undefined;
 }

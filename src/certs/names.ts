@@ -1,15 +1,23 @@
-// DNS name rules shared by parsing, indexing and lookup.
+// DNS name patterns shared by the configuration, certificate indexing and lookup.
+// The host-name rule itself is the data plane's (native/sni.h normalize_sni,
+// through the normalizeHostName export): a name here is what an SNI can match.
+import { loadAddon } from '../native.js';
 
-const LABEL = '[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?';
-const HOST = new RegExp(`^(?:${LABEL}\\.)*${LABEL}$`);
+/** Lowercase, no trailing dot; null when not a host name (an IP literal is none). */
+export function normalizeHostName(raw: string): string | null {
+  return loadAddon().normalizeHostName(raw);
+}
 
-/** Lowercase, trailing dot removed; null when not a host name or a one-label wildcard ("*.example.org"). */
+/**
+ * A host name or a one-label wildcard whose suffix has at least two labels
+ * ("*.example.org", not "*.org"): normalized, or null. Surrounding blanks are
+ * dropped (names as read from certificate fields).
+ */
 export function normalizeName(raw: string): string | null {
-  let n = raw.trim().toLowerCase();
-  if (n.endsWith('.')) n = n.slice(0, -1);
-  if (n.length === 0 || n.length > 253) return null;
-  if (n.startsWith('*.')) return HOST.test(n.slice(2)) ? n : null;
-  return HOST.test(n) ? n : null;
+  const n = raw.trim();
+  if (!n.startsWith('*.')) return normalizeHostName(n);
+  const suffix = normalizeHostName(n.slice(2));
+  return suffix !== null && suffix.includes('.') ? `*.${suffix}` : null;
 }
 
 /** "a.example.org" -> "example.org" (the key in the wildcard index); null for a single label. */

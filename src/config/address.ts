@@ -1,69 +1,55 @@
-// Address syntax shared by the configuration and the backend probes.
-// "ip:port" / "[v6]:port" for listeners, plus absolute unix
-// socket paths for backend servers. Pure functions, no I/O.
-import net from 'node:net';
+// Address syntax: "ip:port" / "[v6]:port" for listeners and the metrics
+// listener, plus absolute unix socket paths for backend servers. What is
+// accepted is the data plane's rule (native/net.h parse_addr, through the
+// parseAddress export); this file words its refusals for the configuration.
+import { loadAddon, type NativeAddress } from '../native.js';
 
 export type ParsedAddress =
-  | { kind: 'tcp'; host: string; port: number; family: 4 | 6 | 0 }
+  | { kind: 'tcp'; host: string; port: number; family: 4 | 6 }
   | { kind: 'unix'; path: string };
 
 /** sun_path is 108 bytes on Linux, one of them the terminating NUL. */
 export const UNIX_PATH_MAX = 107;
 
-const HOSTNAME = /^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/i;
+type Refusal = Extract<NativeAddress, { error: string }>;
 
-/** A DNS host name (letters, digits, "-", "_", dots), not an IP literal check. */
-export function isHostname(s: string): boolean {
-  return HOSTNAME.test(s);
-}
-
-function parsePort(text: string, min: number): number | string {
-  if (!/^\d{1,5}$/.test(text)) return `port "${text}" is not a number`;
-  const port = Number(text);
-  if (port < min || port > 65535) return `port ${port} is out of range (${min}..65535)`;
-  return port;
-}
-
-/**
- * Split "host:port" or "[v6]:port". Returns an error text, or the parts.
- * `hostKind`: "ip" accepts only IP literals (listen addresses), "host" also
- * accepts DNS names (backend servers).
- */
-export function parseHostPort(
-  text: string,
-  opts: { hostKind: 'ip' | 'host'; minPort: number },
-): { host: string; port: number; family: 4 | 6 | 0 } | string {
-  let host: string;
-  let portText: string;
-  if (text.startsWith('[')) {
-    const end = text.indexOf(']');
-    if (end < 0) return `"${text}": missing "]" after the IPv6 address`;
-    host = text.slice(1, end);
-    if (text[end + 1] !== ':') return `"${text}": expected ":port" after "]"`;
-    portText = text.slice(end + 2);
-    if (!net.isIPv6(host)) return `"${text}": "${host}" is not an IPv6 address`;
-  } else {
-    const colon = text.lastIndexOf(':');
-    if (colon < 0) return `"${text}": expected "ip:port" or "[v6]:port" (the port is missing)`;
-    host = text.slice(0, colon);
-    portText = text.slice(colon + 1);
-    if (host.includes(':')) return `"${text}": an IPv6 address needs brackets, as in "[${host}]:${portText}"`;
-    if (host === '') return `"${text}": the host is missing (use 0.0.0.0 or [::] for every address)`;
-    if (!net.isIPv4(host)) {
-      if (opts.hostKind === 'ip') return `"${text}": "${host}" is not an IPv4 address (host names are not accepted here)`;
-      if (/^[\d.]+$/.test(host) || !isHostname(host)) return `"${text}": "${host}" is neither an IP address nor a host name`;
-    }
+function explain(text: string, r: Refusal, opts: { minPort: number; server: boolean }): string {
+  const host = r.host ?? '';
+  switch (r.error) {
+    case 'missing-bracket': return `"${text}": missing "]" after the IPv6 address`;
+    case 'no-port-after-bracket': return `"${text}": expected ":port" after "]"`;
+    case 'not-ipv6': return `"${text}": "${host}" is not an IPv6 address`;
+    case 'no-port': return `"${text}": expected "ip:port" or "[v6]:port" (the port is missing)`;
+    case 'unbracketed-ipv6': return `"${text}": an IPv6 address needs brackets, as in "[${host}]:${r.port ?? ''}"`;
+    case 'no-host': return `"${text}": the host is missing (use 0.0.0.0 or [::] for every address)`;
+    case 'not-ip':
+      if (!opts.server) return `"${text}": "${host}" is not an IPv4 address (host names are not accepted here)`;
+      if (loadAddon().normalizeHostName(host) === null) return `"${text}": "${host}" is neither an IP address nor a host name`;
+      // The data plane connects without DNS (no blocking lookups on a worker thread).
+      return `"${text}": host names are not resolved; write ${host.toLowerCase() === 'localhost' ? '127.0.0.1' : 'an IP address, e.g. 192.0.2.10'}${portSuffix(r.port)}, "[v6]:port" or a unix socket path`;
+    case 'bad-port': return `"${text}": port "${r.port ?? ''}" is not a number`;
+    case 'port-range': return `"${text}": port ${Number(r.port)} is out of range (${opts.minPort}..65535)`;
+    case 'unix-too-long': return `"${text}": a unix socket path is at most ${UNIX_PATH_MAX} bytes long`;
+    case 'unix-nul': return `"${text}": a unix socket path cannot hold a NUL byte`;
   }
-  const port = parsePort(portText, opts.minPort);
-  if (typeof port === 'string') return `"${text}": ${port}`;
-  const family = net.isIPv4(host) ? 4 : net.isIPv6(host) ? 6 : 0;
-  return { host, port, family };
+}
+
+/** ":993" when the port text is a port; the example then reads "127.0.0.1:993". */
+function portSuffix(port: string | undefined): string {
+  return port !== undefined && /^\d{1,5}$/.test(port) && Number(port) <= 65535 ? `:${Number(port)}` : ':port';
+}
+
+function parse(text: string, opts: { minPort: number; server: boolean }): ParsedAddress | string {
+  const r = loadAddon().parseAddress(text);
+  if ('error' in r) return explain(text, r, opts);
+  if (r.kind === 'tcp' && r.port < opts.minPort) return `"${text}": port ${r.port} is out of range (${opts.minPort}..65535)`;
+  return r;
 }
 
 /** A listen address: "ip:port" or "[v6]:port", port 0..65535 (0: any free port). */
 export function parseListenAddress(text: string): ParsedAddress | string {
-  const r = parseHostPort(text, { hostKind: 'ip', minPort: 0 });
-  return typeof r === 'string' ? r : { kind: 'tcp', ...r };
+  if (text.startsWith('/')) return `"${text}": expected "ip:port" or "[v6]:port" (a listener is not a unix socket)`;
+  return parse(text, { minPort: 0, server: false });
 }
 
 /**
@@ -72,22 +58,15 @@ export function parseListenAddress(text: string): ParsedAddress | string {
  * with inet_pton and never resolves names.
  */
 export function parseServerAddress(text: string): ParsedAddress | string {
-  if (text.startsWith('/')) {
-    if (Buffer.byteLength(text) > UNIX_PATH_MAX) {
-      return `"${text}": a unix socket path is at most ${UNIX_PATH_MAX} bytes long`;
-    }
-    if (text.includes('\0')) return `"${text}": a unix socket path cannot hold a NUL byte`;
-    return { kind: 'unix', path: text };
-  }
-  if (!text.includes(':')) {
+  if (!text.startsWith('/') && !text.includes(':')) {
     return `"${text}": expected "ip:port", "[v6]:port" or an absolute unix socket path`;
   }
-  const r = parseHostPort(text, { hostKind: 'host', minPort: 1 });
-  if (typeof r === 'string') return r;
-  if (r.family === 0) {
-    // The data plane connects without DNS (no blocking lookups on a worker thread).
-    const ip = r.host.toLowerCase() === 'localhost' ? `127.0.0.1:${r.port}` : `an IP address, e.g. 192.0.2.10:${r.port}`;
-    return `"${text}": host names are not resolved; write ${ip}, "[v6]:port" or a unix socket path`;
-  }
-  return { kind: 'tcp', ...r };
+  return parse(text, { minPort: 1, server: true });
+}
+
+/** Where to connect for an address the configuration accepted (node:net options). */
+export function connectTarget(address: string): { path: string } | { host: string; port: number } {
+  const r = parseServerAddress(address);
+  if (typeof r === 'string') throw new Error(r);
+  return r.kind === 'unix' ? { path: r.path } : { host: r.host, port: r.port };
 }

@@ -186,7 +186,7 @@ describe('faults', () => {
       expect(c.data()).toMatch(/^\* BYE .*idle/i);
       const [rec] = await px.waitRecords(1);
       expect(rec!.reason).toBe('idle_timeout');
-      expect(rec!.backend).toBe(backend.address);
+      expect(rec!.server).toBe(backend.address);
       expect(rec!.bytesOut).toBe(0);
       figures.silentBackend = { closedAfterMs: waited, idleMs: 1500, clientGot: c.data() };
     } finally {

@@ -123,7 +123,7 @@ describe('the ClientHello after a HelloRetryRequest', () => {
       const recs = await px.waitRecords(4);
       for (const r of recs) {
         expect(r.reason).toBe('sni_changed');
-        expect(r.backend).toBe('');
+        expect(r.server).toBe('');
       }
       expect(recs[0]!.sni).toBe('mail.a.example');
       // The same name goes on to the server's flight.

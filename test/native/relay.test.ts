@@ -54,9 +54,9 @@ describe('relay', () => {
       expect(rec!.sni).toBe('mail.a.example');
       expect(rec!.tlsVersion).toBe('TLSv1.3');
       expect(rec!.cipher).toMatch(/^TLS_/);
-      expect(rec!.backend).toBe(backend.address);
+      expect(rec!.server).toBe(backend.address);
       expect(rec!.pool).toBe('pool');
-      expect(rec!.backendLocal).toBe(backend.peers[0]);
+      expect(rec!.serverLocal).toBe(backend.peers[0]);
       expect(rec!.client).toBe(`127.0.0.1:${clientPort}`);
       expect(rec!.reason).toBe('backend_closed');
       expect(rec!.protocol).toBe('imaps');
@@ -238,7 +238,7 @@ describe('backend unavailable', () => {
       expect(c.data()).toMatch(/^\* BYE \[UNAVAILABLE\] .+\r\n$/);
       const [rec] = await px.waitRecords(1);
       expect(rec!.reason).toBe('backend_unavailable');
-      expect(rec!.backend).toBe('');
+      expect(rec!.server).toBe('');
       expect(rec!.pool).toBe('pool');
       expect(rec!.sni).toBe('mail.a.example');
       expect(px.proxy.stats().listeners[0]!.backendFailures).toBe(1);
@@ -291,7 +291,7 @@ describe('backend unavailable', () => {
       }
       const recs = await px.waitRecords(3);
       for (const r of recs) {
-        expect(r.backend).toBe(backend.address);
+        expect(r.server).toBe(backend.address);
         expect(r.reason).toBe('client_closed');
       }
       expect(backend.received.length).toBe(3);

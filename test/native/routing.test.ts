@@ -91,7 +91,7 @@ describe('routing', () => {
       await within(c.closed, 3000, 'close');
       await waitFor(() => px.records().length === 1, 3000, 'record');
       const rec = px.records()[0]!;
-      expect(rec.backend).toBe(sock);
+      expect(rec.server).toBe(sock);
       expect(rec.reason).toBe('client_closed');
       expect(rec.bytesIn).toBe(9);
     } finally {

@@ -80,7 +80,6 @@ describe('parseConfig: valid documents', () => {
     expect(c.routes).toEqual([{ sni: '*.example.org', backends: { imaps: 'other-imap', sieve: 'other-sieve' } }]);
     expect(c.tls).toEqual({
       minVersion: 'TLSv1.2',
-      cipherProfile: 'intermediate',
       ciphers: INTERMEDIATE_CIPHERS,
       ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
       groups: 'X25519MLKEM768:X25519:P-256',
@@ -135,7 +134,7 @@ describe('parseConfig: valid documents', () => {
     expect(c.certificates.default).toBe('mail.example.com');
     expect(c.routes.map((r) => r.sni)).toEqual(['*.example.org', 'mail.example.net']);
     expect(c.tls.minVersion).toBe('TLSv1.3');
-    expect(c.tls.cipherProfile).toBe('modern');
+    expect(c.tls.ciphers).toBe(INTERMEDIATE_CIPHERS);
     expect(c.tls.ticketKeys).toBe('/srv/mf/keys.bin');
     expect(c.metrics).toBe(false);
     expect(c.workers).toBe(3);

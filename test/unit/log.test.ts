@@ -25,8 +25,8 @@ function record(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
     listener: 'imaps',
     protocol: 'imaps',
     client: '203.0.113.7:51234',
-    backend: '127.0.0.1:1143',
-    backendLocal: '127.0.0.1:40022',
+    server: '127.0.0.1:1143',
+    serverLocal: '127.0.0.1:40022',
     pool: 'cyrus-imap',
     sni: 'mail.example.org',
     tlsVersion: 'TLSv1.3',
@@ -161,7 +161,7 @@ describe('connection lines', () => {
     const log = createLogger({ destination: c.destination });
     logConnection(
       log,
-      record({ reason: 'handshake_failed', detail: 'no shared cipher', backend: '', backendLocal: '', tlsVersion: '', cipher: '' }),
+      record({ reason: 'handshake_failed', detail: 'no shared cipher', server: '', serverLocal: '', tlsVersion: '', cipher: '' }),
     );
     expect(c.json()[0]).toMatchObject({
       level: 'warn',

@@ -2,7 +2,6 @@ import net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MailfrontError } from '../../src/errors.js';
 import { LabelGuard, createMetrics, startMetricsServer, type Metrics, type MetricsServer } from '../../src/metrics.js';
-import { parseHostPort } from '../../src/metrics-server.js';
 import type { ConnectionRecord, ListenerCounters, LoginRecord, NativeStats } from '../../src/native.js';
 
 function counters(name: string, over: Partial<ListenerCounters> = {}): ListenerCounters {
@@ -33,8 +32,8 @@ function record(over: Partial<ConnectionRecord> = {}): ConnectionRecord {
     listener: 'imaps',
     protocol: 'imaps',
     client: '203.0.113.7:51234',
-    backend: '127.0.0.1:1143',
-    backendLocal: '127.0.0.1:40022',
+    server: '127.0.0.1:1143',
+    serverLocal: '127.0.0.1:40022',
     pool: 'cyrus-imap',
     sni: 'mail.example.org',
     tlsVersion: 'TLSv1.3',
@@ -162,10 +161,10 @@ describe('connection records', () => {
     const m = make();
     m.observeConnection(record());
     m.observeConnection(record({ tlsVersion: 'TLSv1.2' }));
-    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', backend: '', pool: '' }));
+    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', server: '', pool: '' }));
     // A STARTTLS client that leaves before STARTTLS: no handshake at all.
-    m.observeConnection(record({ listener: 'sieve', protocol: 'managesieve', tlsVersion: '', backend: '', pool: '' }));
-    m.observeConnection(record({ reason: 'backend_unavailable', backend: '', pool: 'cyrus-imap' }));
+    m.observeConnection(record({ listener: 'sieve', protocol: 'managesieve', tlsVersion: '', server: '', pool: '' }));
+    m.observeConnection(record({ reason: 'backend_unavailable', server: '', pool: 'cyrus-imap' }));
     const s = await scrape(m);
     expect(s.get('mailfront_connections_closed_total{listener="imaps",reason="client_closed"}')).toBe(2);
     expect(s.get('mailfront_connections_closed_total{listener="imaps",reason="handshake_failed"}')).toBe(1);
@@ -183,7 +182,7 @@ describe('connection records', () => {
     m.observeConnection(record({ group: 'X25519MLKEM768', listener: 'sieve', protocol: 'managesieve' }));
     m.observeConnection(record({ group: 'X25519' }));
     m.observeConnection(record({ group: 'X25519MLKEM768' }));
-    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', group: '', backend: '', pool: '' }));
+    m.observeConnection(record({ reason: 'handshake_failed', tlsVersion: '', cipher: '', group: '', server: '', pool: '' }));
     m.observeConnection(record({ group: 'bad group\nname' }));
     const s = await scrape(m);
     expect(s.get('mailfront_tls_handshake_groups_total{listener="imaps",group="X25519MLKEM768"}')).toBe(2);
@@ -298,15 +297,6 @@ describe('metrics HTTP server', () => {
     server = undefined;
   });
 
-  it.each([
-    ['127.0.0.1:9187', { host: '127.0.0.1', port: 9187 }],
-    ['[::1]:0', { host: '::1', port: 0 }],
-    ['localhost:80', { host: 'localhost', port: 80 }],
-    ['127.0.0.1', undefined],
-    ['::1:9187', undefined],
-    ['127.0.0.1:70000', undefined],
-  ])('parseHostPort(%s)', (input, want) => expect(parseHostPort(input)).toEqual(want));
-
   it('serves /metrics, /healthz, 404 and 405 on 127.0.0.1:0', async () => {
     let ok = true;
     const m = make(() => ({ workers: 1, active: 0, listeners: [counters('imaps', { accepted: 42 })] }));
@@ -357,7 +347,7 @@ describe('metrics HTTP server', () => {
   it('rejects a malformed address with MF_LISTEN', async () => {
     await expect(startMetricsServer('nonsense', make().registry, () => ({ ok: true, detail: {} }))).rejects.toMatchObject({
       code: 'MF_LISTEN',
-      message: 'metrics listener nonsense: not host:port or [v6]:port',
+      message: 'metrics listener nonsense: "nonsense": expected "ip:port" or "[v6]:port" (the port is missing)',
     });
   });
 });

@@ -323,6 +323,9 @@ describe('loadCertificates: edge cases', () => {
     const { build } = await import('esbuild');
     const out = path.join(tmp, 'child', 'certs.mjs');
     await build({ entryPoints: [path.resolve('src/certs/index.ts')], bundle: true, platform: 'node', format: 'esm', outfile: out, logLevel: 'silent' });
+    // Names are checked by the addon's host-name rule: the child loads a copy it can read.
+    const addonCopy = path.join(tmp, 'child', 'mailfront.node');
+    copyFileSync(process.env.MAILFRONT_ADDON ?? path.resolve('build/Release/mailfront.node'), addonCopy);
     const tree = path.join(tmp, 'nobody-le');
     makeLetsEncryptTree(tree, { readable: c.pem!, locked: c.mail! });
     // Everything readable by others except archive/locked/privkey1.pem (certbot's 0600 root).
@@ -331,7 +334,7 @@ describe('loadCertificates: edge cases', () => {
     const script = `import { loadCertificates } from ${JSON.stringify(out)};
 const s = await loadCertificates({ letsencrypt: [${JSON.stringify(tree)}], pemDirs: [], pairs: [] });
 process.stdout.write(JSON.stringify({ names: Object.keys(s.exact), problems: s.problems }));`;
-    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, cwd: '/', encoding: 'utf8' });
+    const stdout = execFileSync(process.execPath, ['--input-type=module', '-e', script], { uid: 65534, gid: 65534, cwd: '/', encoding: 'utf8', env: { ...process.env, MAILFRONT_ADDON: addonCopy } });
     const r = JSON.parse(stdout) as { names: string[]; problems: { level: string; path: string; message: string }[] };
     expect(r.names).toEqual(['pem.example.com']);
     // go+rX made the readable lineage's key world-readable: that is warned about.
