@@ -8,6 +8,7 @@
 #include <string>
 
 #include "net.h"
+#include "proxy_header.h"
 #include "proxy_parse.h"
 #include "addon.h"
 #include "snapshot.h"
@@ -133,11 +134,29 @@ Napi::Value FindContext(const Napi::CallbackInfo& info) {
 
 }  // namespace
 
+// localProxyHeader(version): the PROXY header a connection of mailfront's own
+// (a health check, the sieve capability probe) sends to a pool that expects one:
+// v1 "PROXY UNKNOWN", v2 LOCAL, so that the server keeps the real endpoints.
+// null for "off".
+Napi::Value LocalProxyHeader(const Napi::CallbackInfo& info) {
+  std::string v;
+  if (!utf8_arg(info, 0, "localProxyHeader(version)", v)) return info.Env().Undefined();
+  ProxyHeader version = v == "v1" ? ProxyHeader::V1 : v == "v2" || v == "v2-ssl" ? ProxyHeader::V2 : ProxyHeader::Off;
+  if (version == ProxyHeader::Off) {
+    if (v != "off") Napi::TypeError::New(info.Env(), "localProxyHeader: version is off, v1, v2 or v2-ssl").ThrowAsJavaScriptException();
+    return info.Env().Null();
+  }
+  // No addresses (AF_UNSPEC) give the UNKNOWN/LOCAL forms; a local check is not TLS, so no SSL TLV.
+  std::string h = proxy_header(version, SockAddr{}, SockAddr{});
+  return Napi::Buffer<char>::Copy(info.Env(), h.data(), h.size());
+}
+
 void export_rules(Napi::Env env, Napi::Object exports) {
   exports.Set("normalizeHostName", Napi::Function::New(env, NormalizeHostName));
   exports.Set("parseAddress", Napi::Function::New(env, ParseAddress));
   exports.Set("parseCidr", Napi::Function::New(env, ParseCidr));
   exports.Set("findContext", Napi::Function::New(env, FindContext));
+  exports.Set("localProxyHeader", Napi::Function::New(env, LocalProxyHeader));
 }
 
 }  // namespace mf

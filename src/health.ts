@@ -4,14 +4,19 @@
 // (on a change) and to metrics; the data plane has its own back-off per server.
 import net from 'node:net';
 import { connectTarget } from './config/address.js';
-import type { Config } from './config/schema.js';
+import type { Config, ProxyProtocol } from './config/schema.js';
+import { loadAddon } from './native.js';
 
 export type HealthChange = (pool: string, server: string, up: boolean, detail: string) => void;
 
 const MAX_GREETING = 4096;
 
-/** One check: resolves with "" when the server greeted, or with why it is down. */
-export function checkServer(server: string, timeoutMs: number): Promise<string> {
+/**
+ * One check: resolves with "" when the server greeted, or with why it is down.
+ * A pool that expects a PROXY header gets the LOCAL form first (a server with
+ * haproxy=yes, such as Dovecot, waits for one and would never greet).
+ */
+export function checkServer(server: string, timeoutMs: number, proxyProtocol: ProxyProtocol = 'off'): Promise<string> {
   return new Promise((resolve) => {
     let target: ReturnType<typeof connectTarget>;
     try {
@@ -20,6 +25,8 @@ export function checkServer(server: string, timeoutMs: number): Promise<string> 
       return resolve((e as Error).message);
     }
     const socket = net.connect(target);
+    const header = loadAddon().localProxyHeader(proxyProtocol);
+    if (header) socket.write(header);
     let buffered = '';
     const done = (why: string) => {
       clearTimeout(timer);
@@ -54,7 +61,7 @@ export function startHealthChecks(config: Config, onChange: HealthChange): { sto
       const run = async () => {
         if (running) return;
         running = true;
-        const why = await checkServer(server, timeout);
+        const why = await checkServer(server, timeout, backend.proxyProtocol);
         running = false;
         const up = why === '';
         if (state.get(key) !== up) {

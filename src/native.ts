@@ -267,6 +267,8 @@ interface AddonModule {
   parseCidr(text: string): { family: 4 | 6; bytes: number[]; prefix: number } | null;
   /** The SNI lookup rule (native/snapshot.h match_name) on a certificate store's tables. */
   findContext(index: { exact: Record<string, number>; wildcard: Record<string, number> }, name: string): { context: number; match: 'exact' | 'wildcard' } | null;
+  /** The PROXY header of mailfront's own connections to a pool (health checks, probes): v1 UNKNOWN or v2 LOCAL; null for off. */
+  localProxyHeader(version: NativeBackend['proxyProtocol']): Buffer | null;
   /** Tests: the PROXY header reader on one buffer. */
   testProxyParse(data: Buffer): ProxyParseResult;
   /** Tests: the PROXY header writer for "ip:port" addresses (tls: what v2-ssl carries). */

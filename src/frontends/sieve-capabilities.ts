@@ -16,7 +16,8 @@
 import net from 'node:net';
 import { MailfrontError } from '../errors.js';
 import { parseServerAddress } from '../config/address.js';
-import type { Config } from '../config/schema.js';
+import type { Config, ProxyProtocol } from '../config/schema.js';
+import { loadAddon } from '../native.js';
 
 /** Used when the backend cannot be probed and the listener sets no sieve_capabilities. */
 export const DEFAULT_SIEVE_CAPABILITIES =
@@ -98,8 +99,9 @@ export function splitGreeting(text: string): { capabilities: string; status: str
  * path), read its greeting up to the OK line (at most 16 KiB, within
  * timeoutMs in all), say LOGOUT, and return the capability lines (each ending
  * in CRLF, no OK line). Rejects with MailfrontError MF_BACKEND naming the server.
+ * A pool that expects a PROXY header gets its LOCAL form first.
  */
-export function probeSieveCapabilities(server: string, timeoutMs: number): Promise<string> {
+export function probeSieveCapabilities(server: string, timeoutMs: number, proxyProtocol: ProxyProtocol = 'off'): Promise<string> {
   return new Promise((resolve, reject) => {
     const addr = parseServerAddress(server);
     if (typeof addr === 'string') {
@@ -107,6 +109,8 @@ export function probeSieveCapabilities(server: string, timeoutMs: number): Promi
       return;
     }
     const socket = addr.kind === 'unix' ? net.connect({ path: addr.path }) : net.connect({ host: addr.host, port: addr.port });
+    const header = loadAddon().localProxyHeader(proxyProtocol);
+    if (header) socket.write(header);
     let buf = '';
     let done = false;
     const finish = (err: Error | undefined, caps?: string) => {
@@ -156,11 +160,11 @@ export async function probeSieveListeners(
   const capabilities = new Map<string, string>();
   const errors: MailfrontError[] = [];
   const byServerList = new Map<string, Promise<string>>();
-  const probeBackend = async (servers: readonly string[]) => {
+  const probeBackend = async (servers: readonly string[], proxyProtocol: ProxyProtocol) => {
     let last: unknown;
     for (const s of servers) {
       try {
-        return await probeSieveCapabilities(s, timeoutMs);
+        return await probeSieveCapabilities(s, timeoutMs, proxyProtocol);
       } catch (err) {
         last = err;
         errors.push(err as MailfrontError);
@@ -174,9 +178,9 @@ export async function probeSieveListeners(
       .map(async (l) => {
         const backend = config.backends[l.backend];
         if (!backend) return;
-        const key = backend.servers.join('\n');
+        const key = `${backend.proxyProtocol}\n${backend.servers.join('\n')}`;
         let p = byServerList.get(key);
-        if (!p) byServerList.set(key, (p = probeBackend(backend.servers)));
+        if (!p) byServerList.set(key, (p = probeBackend(backend.servers, backend.proxyProtocol)));
         try {
           capabilities.set(l.name, await p);
         } catch {

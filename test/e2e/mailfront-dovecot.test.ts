@@ -59,7 +59,7 @@ backends:
   cyrus-imap: {servers: ["127.0.0.1:${cyrus.imapPort}"]}
   cyrus-pop3: {servers: ["127.0.0.1:${cyrus.pop3Port}"]}
   cyrus-sieve: {servers: ["127.0.0.1:${cyrus.sievePort}"]}
-  dovecot-imap: {servers: ["127.0.0.1:${dovecot.imapPort}"], proxy_protocol: v2-ssl}
+  dovecot-imap: {servers: ["127.0.0.1:${dovecot.imapPort}"], proxy_protocol: v2-ssl, health_check: 1s}
   dovecot-pop3: {servers: ["127.0.0.1:${dovecot.pop3Port}"], proxy_protocol: v2-ssl}
   dovecot-sieve: {servers: ["127.0.0.1:${dovecot.sievePort}"], proxy_protocol: v2-ssl}
   dovecot-imap-v2: {servers: ["127.0.0.1:${dovecot.imapPort}"], proxy_protocol: v2}
@@ -227,6 +227,13 @@ describe("Dovecot reads mailfront's PROXY v2 TLVs", () => {
     expect(JSON.parse(r.stdout).error).toBeUndefined();
     const popLogin = await dovecot.waitForLog(/pop3-login: Info: Login: user=<carol@example\.org>/, 5000, from);
     expect(popLogin).toMatch(new RegExp(`lport=${ports.pop3s},.* secured, `));
+  });
+
+  it('health checks of a PROXY-protocol pool send the LOCAL header first: Dovecot (haproxy = yes) greets them and the pool is up', async () => {
+    const up = await mf.waitForLog((l) => l.msg === 'backend server up' && l.pool === 'dovecot-imap', 5000, 0);
+    expect(up.server).toBe(`127.0.0.1:${dovecot.imapPort}`);
+    expect(await metricLines('mailfront_backend_up{')).toContain(`mailfront_backend_up{pool="dovecot-imap",server="127.0.0.1:${dovecot.imapPort}"} 1`);
+    expect(mf.lines.some((l) => l.msg === 'backend server down' && l.pool === 'dovecot-imap')).toBe(false);
   });
 
   it('the control: plain v2 (addresses only) to the same Dovecot is not secured, and the plaintext login is refused', async () => {

@@ -96,6 +96,22 @@ describe('parse_proxy_header (table)', () => {
   });
 });
 
+describe("the PROXY header of mailfront's own connections (health checks, the sieve probe)", () => {
+  it.each([
+    ['v1', Buffer.from('PROXY UNKNOWN\r\n')],
+    ['v2', v2(0, 0x00, Buffer.alloc(0))],
+    ['v2-ssl', v2(0, 0x00, Buffer.alloc(0))], // no TLS on a check: plain LOCAL, no SSL TLV
+  ] as const)('%s: the LOCAL form, which our own reader takes as local', (version, want) => {
+    const h = addon.localProxyHeader(version);
+    expect(h).toEqual(want);
+    expect(addon.testProxyParse(h!)).toMatchObject({ status: 'done', length: want.length, local: true });
+  });
+  it('off: none; anything else is a TypeError', () => {
+    expect(addon.localProxyHeader('off')).toBeNull();
+    expect(() => addon.localProxyHeader('v3' as 'v1')).toThrow(TypeError);
+  });
+});
+
 describe('trusted_proxies matching', () => {
   const m = (cidrs: string[], a: string) => addon.testCidrMatch(cidrs, a);
   it('matches v4 and v6 blocks, bare addresses and v4-mapped peers', () => {

@@ -27,6 +27,24 @@ describe('checkServer', () => {
   });
 });
 
+describe('checkServer behind a PROXY-protocol pool', () => {
+  /** Like a server with haproxy=yes: silent until a PROXY header, then greets (or says what it got). */
+  const proxyServer = () =>
+    serve((s) => {
+      let got = Buffer.alloc(0);
+      s.on('data', (d: Buffer) => {
+        got = Buffer.concat([got, d]);
+        if (got.length >= 15) s.end(got.subarray(0, 5).toString('latin1') === 'PROXY' || got[12] === 0x20 ? '* OK\r\n' : '* BYE no PROXY header\r\n');
+      });
+    });
+  it.each(['v1', 'v2', 'v2-ssl'] as const)('%s: sends the LOCAL header first, so the server greets', async (pp) => {
+    expect(await checkServer(await proxyServer(), 1000, pp)).toBe('');
+  });
+  it('off: sends nothing, and such a server never greets', async () => {
+    expect(await checkServer(await proxyServer(), 200)).toBe('no greeting within 200 ms');
+  });
+});
+
 describe('startHealthChecks', () => {
   it('reports each server once when it comes up, and again when it goes down', async () => {
     let greet = true;

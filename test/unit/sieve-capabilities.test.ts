@@ -110,6 +110,12 @@ describe('probeSieveCapabilities', () => {
     expect(await received).toBe('LOGOUT\r\n');
   });
 
+  it('sends a pool\'s PROXY header (LOCAL form) before LOGOUT', async () => {
+    const { addr, received } = await fake(CYRUS_36);
+    expect(await probeSieveCapabilities(addr, 2000, 'v1')).toBe(CYRUS_36.replace('OK\r\n', ''));
+    expect(await received).toBe('PROXY UNKNOWN\r\nLOGOUT\r\n');
+  });
+
   it('works over a unix socket', async () => {
     const sock = path.join(mkdtempSync(path.join(os.tmpdir(), 'mf-sieve-')), 's.sock');
     const { addr } = await fake(CYRUS_36, sock);
