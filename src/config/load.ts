@@ -94,7 +94,8 @@ function checkGroups(raw: RawConfig, lib: TlsLibrary): SchemaIssue[] {
 /**
  * A custom tls.ciphers, judged by what the running OpenSSL expands it to (keywords such as HIGH or
  * ECDHE+AESGCM included): every suite must be ECDHE (forward secrecy), authenticated by the
- * certificate (RSA or ECDSA: no anonymous or PSK suite) and AEAD (no CBC, no NULL encryption), and
+ * certificate (RSA or ECDSA: no anonymous or PSK suite) and AES-GCM or ChaCha20-Poly1305 (no CBC, no NULL
+ * encryption, no CCM/CCM8, ARIA or Camellia, which no profile lists), and
  * the string must not move OpenSSL's security level off mailfront's.
  */
 function checkCiphers(raw: RawConfig, lib: TlsLibrary): SchemaIssue[] {
@@ -113,6 +114,8 @@ function checkCiphers(raw: RawConfig, lib: TlsLibrary): SchemaIssue[] {
     else if (s.auth !== 'RSA' && s.auth !== 'ECDSA') why.push(`${s.auth} authentication`);
     if (s.kx !== 'ECDHE') why.push(s.kx === 'RSA' ? 'RSA key transport, no forward secrecy' : `${s.kx} key exchange`);
     if (!s.aead) why.push('not AEAD');
+    // AEAD, but off every profile: CCM and CCM8 (an 8-byte tag), ARIA, Camellia.
+    else if (!/(^|-)(AES(128|256)-GCM|CHACHA20-POLY1305)(-|$)/.test(s.name)) why.push('not AES-GCM or ChaCha20-Poly1305');
     return why.length ? [`${s.name} (${why.join(', ')})`] : [];
   });
   if (weak.length) {

@@ -24,8 +24,9 @@ const TLS13_SUITES = new Set([
   'TLS_AES_256_GCM_SHA384',
   'TLS_CHACHA20_POLY1305_SHA256',
   'TLS_AES_128_CCM_SHA256',
-  'TLS_AES_128_CCM_8_SHA256',
 ]);
+// Its 8-byte tag makes it "not recommended" in the IANA TLS registry (RFC 8447).
+const REFUSED_TLS13_SUITES = new Set(['TLS_AES_128_CCM_8_SHA256']);
 
 export const minVersion = enumOf(['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2', (v) => {
   if (typeof v === 'number') return `write the version as a string: TLSv1.2 or TLSv1.3`;
@@ -62,6 +63,8 @@ export const ciphersuites = z
   .transform((v: unknown, ctx): string => {
     if (v === undefined) return DEFAULT_CIPHERSUITES;
     if (typeof v !== 'string' || v === '') return fail(ctx, `expected a list such as ${DEFAULT_CIPHERSUITES}, got ${describe(v)}`);
+    const refused = v.split(':').filter((s) => REFUSED_TLS13_SUITES.has(s));
+    if (refused.length) return fail(ctx, `${refused.join(', ')} is refused: its 8-byte tag is marked not recommended for TLS 1.3 (RFC 8447); use ${DEFAULT_CIPHERSUITES}`);
     const bad = v.split(':').filter((s) => !TLS13_SUITES.has(s));
     if (bad.length) return fail(ctx, `unknown TLS 1.3 suite ${bad.map((b) => `"${b}"`).join(', ')} (known: ${[...TLS13_SUITES].join(', ')})`);
     return v;

@@ -244,6 +244,9 @@ describe('parseConfig: errors name FILE:LINE:COL and the key path', () => {
     expect(one('AES128-GCM-SHA256')[0]).toContain('AES128-GCM-SHA256 (RSA key transport, no forward secrecy)'); // static RSA
     expect(one('DHE-RSA-AES128-GCM-SHA256')[0]).toContain('DHE-RSA-AES128-GCM-SHA256 (DHE key exchange)');
     expect(one('ECDHE-PSK-CHACHA20-POLY1305')[0]).toContain('ECDHE-PSK-CHACHA20-POLY1305 (PSK authentication, ECDHE-PSK key exchange)');
+    // AEAD but on no profile: CCM, CCM8 (an 8-byte tag), ARIA-GCM.
+    expect(one('ECDHE+AESCCM')[0]).toContain('ECDHE-ECDSA-AES128-CCM8 (not AES-GCM or ChaCha20-Poly1305)');
+    expect(one('ECDHE-ARIA256-GCM-SHA384')[0]).toContain('ECDHE-ARIA256-GCM-SHA384 (not AES-GCM or ChaCha20-Poly1305)');
     // Keywords are judged by what they expand to: HIGH holds DHE, PSK and CBC suites.
     expect(one('HIGH:!aNULL')[0]).toMatch(/"HIGH:!aNULL" gives suites that are not ECDHE with an AEAD cipher: DHE-DSS-AES256-GCM-SHA384 \(DSS authentication, DHE key exchange\)/);
     // The security level: one issue for it, one for the suites it let in.
@@ -256,6 +259,13 @@ describe('parseConfig: errors name FILE:LINE:COL and the key path', () => {
     for (const ok of ['ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-CHACHA20-POLY1305', 'ECDHE+AESGCM:ECDHE+CHACHA20', 'ECDHE+AESGCM:@SECLEVEL=2', 'intermediate']) {
       expect(parseConfig(MINIMAL + `tls: {ciphers: "${ok}"}\n`, 'test.yaml').tls.ciphers, ok).toBe(ok === 'intermediate' ? INTERMEDIATE_CIPHERS : ok);
     }
+  });
+
+  it('tls.ciphersuites: TLS_AES_128_CCM_8_SHA256 refused with the reason; TLS_AES_128_CCM_SHA256 taken', () => {
+    expect(errorsOf(MINIMAL + 'tls: {ciphersuites: "TLS_AES_256_GCM_SHA384:TLS_AES_128_CCM_8_SHA256"}\n')).toEqual([
+      'test.yaml:11:21: tls.ciphersuites: TLS_AES_128_CCM_8_SHA256 is refused: its 8-byte tag is marked not recommended for TLS 1.3 (RFC 8447); use TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
+    ]);
+    expect(parseConfig(MINIMAL + 'tls: {ciphersuites: "TLS_AES_128_CCM_SHA256"}\n', 'test.yaml').tls.ciphersuites).toBe('TLS_AES_128_CCM_SHA256');
   });
 
   it('YAML syntax error with its line', () => {
