@@ -1,20 +1,22 @@
 // `mailfront demo`: a real Cyrus IMAP for two demo domains behind mailfront,
 // on loopback, with a throwaway CA; shows what each domain's clients get and
 // the commands to try, runs until Ctrl-C, then cleans up after itself.
-// --with-dovecot adds example.org on a real Dovecot 2.3 (test/e2e/dovecot.sh),
+// --with-dovecot adds example.org on a real Dovecot 2.3 (scripts/dovecot.sh),
 // routed by SNI with PROXY v2-ssl: a migration in progress, on one machine.
+// The servers and the certificates come from scripts/ (cyrus.sh, dovecot.sh,
+// demo-certs.sh), which the package ships beside dist/.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { createLogger } from './log.js';
-import { issue, makeCA, makeLetsEncryptTree } from './pki.js';
 import { Service } from './service.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const CYRUS_SCRIPT = path.join(root, 'test', 'e2e', 'cyrus.sh');
-const DOVECOT_SCRIPT = path.join(root, 'test', 'e2e', 'dovecot.sh');
+const CYRUS_SCRIPT = path.join(root, 'scripts', 'cyrus.sh');
+const DOVECOT_SCRIPT = path.join(root, 'scripts', 'dovecot.sh');
+const CERTS_SCRIPT = path.join(root, 'scripts', 'demo-certs.sh');
 const DOVECOT_BASE = 21500;
 const DIR = '/tmp/mailfront-demo';
 const CYRUS_BASE = 21100;
@@ -87,16 +89,13 @@ export async function runDemo(opts: { withDovecot?: boolean } = {}): Promise<voi
   mkdirSync(DIR, { recursive: true });
 
   console.log(`mailfront demo: making a throwaway CA and certificates for ${withDovecot ? 'three' : 'two'} domains...`);
-  const ca = makeCA(path.join(DIR, 'ca'), { name: 'mailfront demo' });
+  // Lineage folders named unlike their names: mailfront indexes by subjectAltName.
+  const lineages = ['first-lineage=mail.example.com,imap.example.com', 'second-lineage=*.example.net,example.net'];
+  if (withDovecot) lineages.push('third-lineage=mail.example.org');
+  execFileSync('bash', [CERTS_SCRIPT, DIR, ...lineages], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 60_000 });
   const le = path.join(DIR, 'letsencrypt');
-  makeLetsEncryptTree(le, {
-    // Lineage folders named unlike their names: mailfront indexes by subjectAltName.
-    'first-lineage': issue(ca, { names: ['mail.example.com', 'imap.example.com'], dir: path.join(DIR, 'issued', 'com') }),
-    'second-lineage': issue(ca, { names: ['*.example.net', 'example.net'], dir: path.join(DIR, 'issued', 'net') }),
-    ...(withDovecot ? { 'third-lineage': issue(ca, { names: ['mail.example.org'], dir: path.join(DIR, 'issued', 'org') }) } : {}),
-  });
   const caFile = path.join(DIR, 'ca.pem');
-  writeFileSync(caFile, ca.rootPem);
+  const caPem = readFileSync(caFile, 'utf8');
 
   console.log(`mailfront demo: starting Cyrus IMAP on 127.0.0.1:${CYRUS_BASE}-${CYRUS_BASE + 3} (takes a few seconds)...`);
   try {
@@ -138,11 +137,11 @@ export async function runDemo(opts: { withDovecot?: boolean } = {}): Promise<voi
   }
 
   console.log(`\nWhat each domain's IMAPS clients see through mailfront (one port, ${withDovecot ? 'three' : 'two'} certificates):`);
-  for (const d of withDovecot ? [...DOMAINS, DOVECOT_DOMAIN] : DOMAINS) console.log(await probe(d.name, ca.rootPem));
+  for (const d of withDovecot ? [...DOMAINS, DOVECOT_DOMAIN] : DOMAINS) console.log(await probe(d.name, caPem));
   const dovecotHelp = withDovecot
     ? `
   # example.org is on Dovecot (carol@example.org / secret), which logs the real client and "secured":
-  sieve-connect --nosrv -s 127.0.0.1 -p ${PORTS.sieve} --tlshostname mail.example.org --tlscafile ${caFile} -u carol@example.org -m PLAIN -l
+  sieve-connect --nosrv -s 127.0.0.1 -p ${PORTS.sieve} --tlshostname mail.example.org --tlscafile ${caFile} -u carol@example.org -m PLAIN --list
   grep 'Login:' ${path.join(dovecotDir, 'log', 'dovecot.log')}`
     : '';
   console.log(`
@@ -152,7 +151,7 @@ Try it (password "secret" for every user; logs: tail -f ${logFile}):
   openssl s_client -connect 127.0.0.1:${PORTS.imaps} -servername imap.example.net -verify_hostname imap.example.net -CAfile ${caFile} -brief
   openssl s_client -connect 127.0.0.1:${PORTS.sieve} -starttls sieve -servername mail.example.com -verify_hostname mail.example.com -CAfile ${caFile} -brief
   openssl s_client -connect 127.0.0.1:${PORTS.imap} -starttls imap -servername imap.example.net -verify_hostname imap.example.net -CAfile ${caFile} -brief
-  sieve-connect --nosrv -s 127.0.0.1 -p ${PORTS.sieve} --tlshostname mail.example.com --tlscafile ${caFile} -u alice@example.com -m PLAIN -l
+  sieve-connect --nosrv -s 127.0.0.1 -p ${PORTS.sieve} --tlshostname mail.example.com --tlscafile ${caFile} -u alice@example.com -m PLAIN --list
   curl -s http://127.0.0.1:${PORTS.metrics}/metrics | grep ^mailfront_
   kill -HUP ${process.pid}    # reload certificates${dovecotHelp}
 

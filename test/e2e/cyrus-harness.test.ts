@@ -1,4 +1,4 @@
-// Proves the real-Cyrus harness (test/e2e/cyrus.sh + test/helpers/cyrus.ts)
+// Proves the real-Cyrus harness (scripts/cyrus.sh + test/helpers/cyrus.ts)
 // directly against Cyrus, without mailfront: IMAP, POP3, LMTP, ManageSieve,
 // IDLE push through idled, two independent instances, clean stop.
 // Needs root and the packages of scripts/install-deps.sh. Never skipped.

@@ -1,6 +1,6 @@
 // A Dovecot-to-Cyrus move behind one mailfront: example.com lives on a real
 // Cyrus 3.6, example.org on a real Dovecot 2.3 (Debian's packages, run from a
-// private mount namespace by test/e2e/dovecot.sh), on the same listeners,
+// private mount namespace by scripts/dovecot.sh), on the same listeners,
 // routed by SNI. Dovecot reads mailfront's PROXY v2 header with the TLS TLVs
 // (proxy_protocol: v2-ssl): its log names the real client and the session as
 // secured, and it accepts a plaintext login with disable_plaintext_auth = yes

@@ -1,4 +1,4 @@
-// A real Cyrus IMAP 3.6 for end-to-end tests: starts test/e2e/cyrus.sh in a
+// A real Cyrus IMAP 3.6 for end-to-end tests: starts scripts/cyrus.sh in a
 // fresh folder under /tmp and talks LMTP to it. Needs root and the Debian
 // packages from scripts/install-deps.sh (plus cyrus-pop3d).
 import { execFile, spawn, spawnSync } from 'node:child_process';
@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const CYRUS_SCRIPT = path.resolve(here, '../e2e/cyrus.sh');
+export const CYRUS_SCRIPT = path.resolve(here, '../../scripts/cyrus.sh');
 export const CLIENTS_DIR = path.resolve(here, 'clients');
 
 export interface CyrusUser {

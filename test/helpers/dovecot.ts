@@ -1,5 +1,5 @@
 // A real Dovecot 2.3 (Debian's packages, unpacked, never installed) for
-// end-to-end tests: starts test/e2e/dovecot.sh in a fresh folder under /tmp.
+// end-to-end tests: starts scripts/dovecot.sh in a fresh folder under /tmp.
 // Its imap, pop3 and sieve ports want a PROXY header from 127.0.0.1
 // (haproxy = yes); the *Direct ports take clients as they are.
 import { execFile, spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { freePorts } from './mailfront.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-export const DOVECOT_SCRIPT = path.resolve(here, '../e2e/dovecot.sh');
+export const DOVECOT_SCRIPT = path.resolve(here, '../../scripts/dovecot.sh');
 
 export interface DovecotUser {
   user: string;

@@ -15,7 +15,7 @@ import {
 import type { FakeBackend, Pki, Running } from './harness.js';
 import type tls from 'node:tls';
 import path from 'node:path';
-import { issue } from '../../src/pki.js';
+import { issue } from '../helpers/pki.js';
 import { createProxy } from '../../src/native.js';
 
 let pki: Pki;

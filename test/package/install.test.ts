@@ -75,6 +75,14 @@ describe('the npm package on a host without a compiler', () => {
     expect(files).toContain('package/native/addon.cc');
   });
 
+  it('ships what `mailfront demo` runs from scripts/, and nothing from test/', () => {
+    const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).split('\n');
+    for (const f of ['dist/demo.js', 'scripts/cyrus.sh', 'scripts/dovecot.sh', 'scripts/syslog_catcher.py', 'scripts/demo-certs.sh'])
+      expect(files).toContain(`package/${f}`);
+    expect(files.filter((f) => f.startsWith('package/test/'))).toEqual([]);
+    expect(files).not.toContain('package/dist/pki.js');
+  });
+
   const runtimes = [
     { name: 'Node 20 (the machine\'s)', major: 20, node: () => process.execPath },
     { name: 'Node 24', major: 24, node: () => node24 },

@@ -9,7 +9,7 @@ import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issue, makeCA, makeLetsEncryptTree, type CA } from '../../src/pki.js';
+import { issue, makeCA, makeLetsEncryptTree, type CA } from '../helpers/pki.js';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
 let tmp: string;

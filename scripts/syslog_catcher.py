@@ -7,7 +7,7 @@ the unix datagram socket /dev/log (only when nobody else owns it) and routes
 each line by its syslog ident: Cyrus tags lines "PREFIX/service[pid]" where
 PREFIX is the instance's `syslog_prefix`. A route is a file
 SPOOL/routes/PREFIX whose content is the path of the log file to append to;
-cyrus.sh writes it on start and removes it on stop. Lines with no route go to
+scripts/cyrus.sh writes it on start and removes it on stop. Lines with no route go to
 SPOOL/unrouted.log.
 
 One catcher serves every instance on the machine (there is only one /dev/log).

@@ -27,7 +27,6 @@ set -euo pipefail
 
 CYRUS_BIN=/usr/lib/cyrus/bin
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-CLIENTS="$HERE/../helpers/clients"
 SYSLOG_SPOOL=/tmp/mf-syslog
 MARKER=.mf-cyrus-instance # only a DIR holding this file is ever removed by --clean
 
@@ -143,7 +142,7 @@ start_syslog_catcher() {
     [ -f "$SYSLOG_SPOOL/catcher.pid" ] || log "note: /dev/log belongs to another listener; Cyrus lines go there, not to $SYSLOG_FILE"
     return 0
   fi
-  setsid python3 "$CLIENTS/syslog_catcher.py" "$SYSLOG_SPOOL" /dev/log \
+  setsid python3 "$HERE/syslog_catcher.py" "$SYSLOG_SPOOL" /dev/log \
     </dev/null >>"$SYSLOG_SPOOL/catcher.out" 2>&1 &
   local i
   for i in $(seq 1 50); do
@@ -169,7 +168,7 @@ write_config() {
   echo "$BASEPORT" >"$DIR/baseport"
 
   cat >"$CONF" <<EOF
-# Written by test/e2e/cyrus.sh: a throwaway Cyrus instance. Do not edit.
+# Written by scripts/cyrus.sh: a throwaway Cyrus instance. Do not edit.
 configdirectory: $DIR/conf
 defaultpartition: default
 partition-default: $DIR/spool
@@ -218,7 +217,7 @@ EOF
   # Binaries are looked up in /usr/lib/cyrus/bin. master does NOT pass its own
   # -C on to them (they would read /etc/imapd.conf): every cmd names -C itself.
   cat >"$CYRUSCONF" <<EOF
-# Written by test/e2e/cyrus.sh: a throwaway Cyrus instance. Do not edit.
+# Written by scripts/cyrus.sh: a throwaway Cyrus instance. Do not edit.
 START {
   # recover the databases (and create them in an empty configdirectory)
   recover   cmd="ctl_cyrusdb -C $CONF -r"
@@ -305,13 +304,20 @@ wait_for_ports() {
   done
 }
 
+# One plain IMAP login (imaplib, as an ordinary client): Cyrus creates the INBOX.
+FIRST_LOGIN='import imaplib, sys
+m = imaplib.IMAP4("127.0.0.1", int(sys.argv[1]), timeout=15)
+m.login(sys.argv[2], sys.argv[3])
+m.select("INBOX")
+m.logout()'
+
 ensure_inboxes() {
   # timsieved refuses a user whose INBOX does not exist and never creates it;
   # one IMAP login creates it (autocreate_quota >= 0).
   local entry user pass out
   for entry in $USERS; do
     user="${entry%%:*}"; pass="${entry#*:}"
-    if ! out="$(timeout 20 python3 "$CLIENTS/imap_client.py" --port "$IMAP_PORT" --user "$user" --password "$pass" 2>&1)"; then
+    if ! out="$(timeout 20 python3 -c "$FIRST_LOGIN" "$IMAP_PORT" "$user" "$pass" 2>&1)"; then
       fail_start "first IMAP login of $user failed: $out"
     fi
   done
