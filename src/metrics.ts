@@ -172,6 +172,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     'mailfront_backend_early_connects_deferred_total',
     'Backend connects that waited for the end of the TLS handshake because the pool already had 32 opened for clients still in theirs, by listener.',
   );
+  const proxyRejected = nativeCounter(
+    'mailfront_proxy_headers_rejected_total',
+    'Connections to an accept_proxy listener closed for their PROXY header, by listener and kind (refused: the sender is not in trusted_proxies; malformed: a malformed, unfinished or timed-out header).',
+    ['listener', 'kind'],
+  );
 
   function sync(s: NativeStats): void {
     workers.set(s.workers);
@@ -198,6 +203,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       add(bytes, 'bytesOut', { direction: 'out' });
       add(backendFailures, 'backendFailures');
       add(earlyDeferred, 'earlyConnectsDeferred');
+      add(proxyRejected, 'proxyRefused', { kind: 'refused' });
+      add(proxyRejected, 'proxyMalformed', { kind: 'malformed' });
     }
   }
 

@@ -111,6 +111,17 @@ describe('native counters pulled at scrape time', () => {
     expect(s.get('mailfront_backend_early_connects_deferred_total{listener="imaps"}')).toBe(6);
   });
 
+  it('exports every counter the data plane keeps, the PROXY header ones included', async () => {
+    // Each field gets its own value: one that no sample shows is counted but never exported.
+    const fields = Object.keys(counters('imaps')).filter((k) => k !== 'name') as (keyof Omit<ListenerCounters, 'name'>)[];
+    const values = Object.fromEntries(fields.map((f, i) => [f, 1001 + 7 * i]));
+    const s = await scrape(make(() => ({ workers: 1, active: 0, listeners: [counters('imaps', values)] })));
+    const shown = new Set([...s].filter(([k]) => k.includes('listener="imaps"')).map(([, v]) => v));
+    expect(fields.filter((f) => !shown.has(values[f]!))).toEqual([]);
+    expect(s.get('mailfront_proxy_headers_rejected_total{listener="imaps",kind="refused"}')).toBe(values.proxyRefused);
+    expect(s.get('mailfront_proxy_headers_rejected_total{listener="imaps",kind="malformed"}')).toBe(values.proxyMalformed);
+  });
+
   it('calls stats() once per scrape', async () => {
     let calls = 0;
     const m = make(() => (calls++, { workers: 1, active: 0, listeners: [counters('imaps')] }));
