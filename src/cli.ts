@@ -38,6 +38,7 @@ async function check(configPath: string): Promise<number> {
   out.push(`runtime: ${runtime.summary}${runtime.problems.length ? ' (out of support)' : ''}; key exchange groups ${gen.config.tls.groups}`);
   for (const p of runtime.problems) console.error(`warning: ${p}`);
   if (runtime.advice) console.error(`warning: ${runtime.advice}`);
+  for (const w of gen.warnings) console.error(`warning: ${w}`);
   for (const l of gen.config.listeners) out.push(`listener ${l.name}: ${l.protocol} on ${l.listen.join(', ')} -> ${l.backend}`);
   for (const r of gen.config.routes) out.push(`route ${r.sni}: ${Object.entries(r.backends).map(([l, b]) => `${l} -> ${b}`).join(', ')}`);
   const names = new Set<string>();

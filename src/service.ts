@@ -3,7 +3,7 @@
 import { createRequire } from 'node:module';
 import { loadCertificates, watchCertificates, type CertStore } from './certs/index.js';
 import { loadConfig } from './config/load.js';
-import type { Config } from './config/schema.js';
+import { configWarnings, type Config } from './config/schema.js';
 import { MailfrontError } from './errors.js';
 import { probeSieveListeners } from './frontends/sieve-capabilities.js';
 import { child, connectionLogThrottle, createLogger, logNativeEvents, type Logger } from './log.js';
@@ -34,6 +34,8 @@ export interface Generation {
   snapshot: NativeSnapshot;
   /** For the ready/reloaded log lines (ticketKeyInfo): taken before apply() zeroes the keys. */
   ticketKeys: Record<string, unknown>;
+  /** Valid but probably not meant (configWarnings): `run` logs them at warn, `check` prints them. */
+  warnings: string[];
 }
 
 /**
@@ -67,6 +69,7 @@ export async function prepare(configPath: string, log: Logger, running?: Config)
     certs,
     snapshot: buildSnapshot(config, certs, sieve.capabilities, tk.keys),
     ticketKeys: ticketKeyInfo(config.tls.ticketKeys, tk.keys),
+    warnings: configWarnings(config),
     listenersNeedRestart,
   };
 }
@@ -144,6 +147,7 @@ export class Service {
     if (runtime.problems.length) log.warn({ runtime: runtime.summary, problems: runtime.problems }, `runtime out of support: ${runtime.advice}`);
     const gen = await prepare(this.#options.configPath, this.log);
     this.log.level = gen.config.log.level;
+    for (const w of gen.warnings) child(this.log, 'config').warn(w);
     const proxy = createProxy(gen.config.workers, (events) => {
       logNativeEvents(this.#connLog, events, this.#connThrottle, { usernames: this.#current?.config.log.usernames ?? gen.config.log.usernames });
       for (const e of events) {
@@ -221,6 +225,7 @@ export class Service {
       const next = await prepare(this.#options.configPath, this.log, current.config);
       if (this.#stopping) return false;
       refuseLosingCertificates(current.certs, next.certs);
+      for (const w of next.warnings) child(this.log, 'config').warn(w);
       if (next.listenersNeedRestart)
         log.warn('listeners or workers changed: restart mailfront to apply that part; the rest is applied now');
       this.#current = applyGeneration(proxy, next);

@@ -64,6 +64,15 @@ describe('mailfront check', () => {
     }
   });
 
+  it('prints what is valid but probably not meant as warning lines on stderr, and still exits 0', async () => {
+    const file = path.join(tmp, 'idle.yaml');
+    writeFileSync(file, good.replace('timeouts: {connect: 1s, drain: 2s}', 'timeouts: {connect: 1s, drain: 2s, idle: 5m}'));
+    const r = await runCli(['check', '--config', file]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(`configuration ${file}: ok`);
+    expect(r.stderr).toMatch(/^warning: timeouts\.idle is under 30m: IMAP IDLE clients \(listeners imaps/m);
+  });
+
   it('takes tls.groups X25519MLKEM768 where the OpenSSL has ML-KEM, refuses it (exit 78, with the version) where it has not', async () => {
     const file = path.join(tmp, 'hybrid.yaml');
     writeFileSync(file, good + 'tls: {groups: "X25519MLKEM768:X25519"}\n');
