@@ -32,7 +32,6 @@ export interface Notifier {
   /** Before a reload; send ready() when it is over (Type=notify-reload requires both). */
   reloading(): boolean;
   stopping(status?: string): boolean;
-  status(text: string): boolean;
   /** Starts WATCHDOG=1 pings if systemd asked for them; returns the interval in ms, or 0. */
   startWatchdog(options?: WatchdogOptions): number;
   stopWatchdog(): void;
@@ -67,7 +66,6 @@ export function createNotifier(sdNotify: SdNotify, clock: () => bigint = monoton
     ready: (status) => notify(status === undefined ? 'READY=1' : `READY=1\nSTATUS=${oneLine(status)}`),
     reloading: () => notify(`RELOADING=1\nMONOTONIC_USEC=${clock()}`),
     stopping: (status) => notify(status === undefined ? 'STOPPING=1' : `STOPPING=1\nSTATUS=${oneLine(status)}`),
-    status: (text) => notify(`STATUS=${oneLine(text)}`),
     startWatchdog(options = {}) {
       stopWatchdog();
       const usec = watchdogUsec(options.env, options.pid);

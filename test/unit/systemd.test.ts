@@ -9,18 +9,18 @@ function fakeSd(connected = true) {
 }
 
 describe('notifier states', () => {
-  it('sends READY, STOPPING, STATUS with one-line status text', () => {
+  it('sends READY and STOPPING, with one-line status text', () => {
     const sd = fakeSd();
     const n = createNotifier(sd.sdNotify);
     expect(n.ready()).toBe(true);
     n.ready('serving 12 certificates');
-    n.status('reload failed:\nbad key\r\nin /etc/x');
+    n.ready('reload failed:\nbad key\r\nin /etc/x');
     n.stopping('draining 40 connections');
     n.stopping();
     expect(sd.sent).toEqual([
       'READY=1',
       'READY=1\nSTATUS=serving 12 certificates',
-      'STATUS=reload failed: bad key in /etc/x',
+      'READY=1\nSTATUS=reload failed: bad key in /etc/x',
       'STOPPING=1\nSTATUS=draining 40 connections',
       'STOPPING=1',
     ]);
