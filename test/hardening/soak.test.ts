@@ -2,7 +2,8 @@
 // a warm-up churn, then >= 200,000 connections (TLS 1.3 resumed handshake,
 // greeting, 3 echo round trips compared byte for byte, close), sampling the
 // process's RSS and descriptors. Opt-in and slow (~4-5 min): MF_SOAK=1
-// (MF_SOAK_N to change the count). Writes docs/soak-figures.json.
+// (MF_SOAK_N to change the count); vitest.config.ts collects this file only
+// then. Writes docs/soak-figures.json.
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,6 @@ import { CLI, freePorts, makeTwoDomainPki, ROOT } from '../helpers/mailfront.js'
 import { sleep, within } from '../native/harness.js';
 import { backendBin, churnBin, procSample, writeText } from './util.js';
 
-const ON = process.env.MF_SOAK === '1';
 const N = Number(process.env.MF_SOAK_N ?? 200_000);
 const WARM = Math.min(20_000, Math.ceil(N / 10));
 
@@ -33,7 +33,7 @@ function runChurn(bin: string, args: string[], bound: number): Promise<Record<st
   });
 }
 
-describe.skipIf(!ON)('soak', () => {
+describe('soak', () => {
   it(`churns ${N} connections with no RSS growth and no descriptor leak`, async () => {
     const churn = churnBin();
     const dir = mkdtempSync('/tmp/mf-hard-soak-');
