@@ -48,7 +48,7 @@ beforeAll(async () => {
   symlinkSync(path.join(ROOT, 'node_modules'), path.join(stage, 'node_modules'));
   const out = path.join(tmp, 'out');
   mkdirSync(out);
-  const pack = await exec('npm', ['pack', '--pack-destination', out], { cwd: stage, env: { ...process.env, JOBS: '2' }, timeoutMs: 150_000 });
+  const pack = await exec('npm', ['pack', '--pack-destination', out], { cwd: stage, env: { ...process.env, JOBS: '2' }, timeoutMs: 360_000 });
   expect(pack.code, `npm pack:\n${pack.stdout}\n${pack.stderr}`).toBe(0);
   const tgz = readdirSync(out).filter((f) => f.endsWith('.tgz'));
   expect(tgz).toHaveLength(1);
@@ -61,7 +61,7 @@ beforeAll(async () => {
 
   // A pinned Node 24 (fetched once from the npm registry into .runtimes/).
   node24 = path.join(execFileSync('bash', ['scripts/node-runtime.sh', '24'], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 }).trim(), 'bin', 'node');
-}, 240_000);
+}, 480_000);
 
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
