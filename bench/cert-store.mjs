@@ -125,7 +125,8 @@ function writeConfig(dir, logLevel) {
     `  - {name: imaps, protocol: imaps, listen: ["127.0.0.1:${PORT}"], backend: echo}`,
     'backends:',
     `  echo: {servers: ["127.0.0.1:${BACKEND}"]}`,
-    'limits: {connections: 200000, per_client: 200000}',
+    // A connection rate no load reaches (one client address makes all of it), as bench/run.mjs's mailfront peer.
+    'limits: {connections: 200000, per_client: 200000, connection_rate: 10000000}',
     'timeouts: {drain: 1s}',
     'workers: 1',
     'metrics: false',

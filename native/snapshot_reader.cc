@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <unordered_map>
 
 #include "cert_check_js.h"
