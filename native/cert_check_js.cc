@@ -1,6 +1,8 @@
-// checkCertificates for the control plane: PEM blocks in, one result per pair out (src/native.ts
+// checkCertificates for the control plane: PEM blocks (strings or Buffers) in, one result per pair out (src/native.ts
 // CertCheck). A passed pair comes back as an opaque handle that snapshots name instead of PEM text.
 #include "cert_check_js.h"
+
+#include <openssl/crypto.h>
 
 namespace mf {
 
@@ -16,13 +18,21 @@ Napi::Value handle_of(Napi::Env env, const CheckedPairPtr& p) {
   return ext;
 }
 
-bool strings(const Napi::Value& v, std::vector<std::string>& out) {
+// PEM blocks given as strings or Buffers; <wipe>: Buffers are zeroed once copied (key text).
+bool blocks(const Napi::Value& v, std::vector<std::string>& out, bool wipe) {
   if (!v.IsArray()) return false;
   Napi::Array a = v.As<Napi::Array>();
   for (uint32_t i = 0; i < a.Length(); i++) {
     Napi::Value s = a.Get(i);
-    if (!s.IsString()) return false;
-    out.push_back(s.As<Napi::String>().Utf8Value());
+    if (s.IsString()) {
+      out.push_back(s.As<Napi::String>().Utf8Value());
+    } else if (s.IsBuffer()) {
+      auto b = s.As<Napi::Buffer<char>>();
+      out.emplace_back(b.Data(), b.Length());
+      if (wipe) OPENSSL_cleanse(b.Data(), b.Length());
+    } else {
+      return false;
+    }
   }
   return true;
 }
@@ -45,8 +55,8 @@ Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
   std::vector<PairInput> in(list.Length());
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Value v = list.Get(i);
-    if (!v.IsObject() || !strings(v.As<Napi::Object>().Get("certs"), in[i].certs) || !strings(v.As<Napi::Object>().Get("keys"), in[i].keys)) {
-      Napi::TypeError::New(env, "checkCertificates: pairs[" + std::to_string(i) + "] must be {certs: string[], keys: string[]}").ThrowAsJavaScriptException();
+    if (!v.IsObject() || !blocks(v.As<Napi::Object>().Get("certs"), in[i].certs, false) || !blocks(v.As<Napi::Object>().Get("keys"), in[i].keys, true)) {
+      Napi::TypeError::New(env, "checkCertificates: pairs[" + std::to_string(i) + "] must be {certs, keys}: arrays of PEM strings or Buffers").ThrowAsJavaScriptException();
       return env.Undefined();
     }
   }

@@ -298,9 +298,10 @@ interface AddonModule {
   tlsCipherList(list: string): CipherList;
   /**
    * Parse and check certificate/key pairs (PEM blocks, leaf first) on the addon's threads; one
-   * result per pair. A pair whose blocks are the previous call's is not parsed again.
+   * result per pair. A pair whose blocks are the previous call's is not parsed again. Key blocks
+   * given as Buffers are zeroed once copied.
    */
-  checkCertificates(pairs: { certs: string[]; keys: string[] }[]): CertCheck[];
+  checkCertificates(pairs: { certs: (string | Buffer)[]; keys: (string | Buffer)[] }[]): CertCheck[];
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
   /** The host-name rule (native/sni.h): lowercased, no trailing dot; null when not a DNS name (or an IP literal). */

@@ -13,15 +13,19 @@ import { describeFsError } from './fs-errors.js';
  */
 export type ReadFile = ((path: string) => Promise<Buffer>) & { sync?: (path: string) => Buffer };
 
-/** A candidate whose files hold certificates and a key, ready for the addon's check. */
+/**
+ * A candidate whose files hold certificates and a key, ready for the addon's check. The blocks
+ * are views into the bytes read (no string copies for the garbage collector to find after a
+ * reload of thousands); the addon zeroes the key blocks once it has them.
+ */
 export interface ReadCandidate {
   certPath: string;
   /** Where the key came from (the certificate file itself when combined, or its companion). */
   keyPath: string;
   /** PEM blocks, leaf first. */
-  certs: string[];
+  certs: Buffer[];
   /** Private key PEM blocks (usually one). Never logged. */
-  keys: string[];
+  keys: Buffer[];
 }
 
 /** Largest file we read: a chain is a few KiB; this only guards against pointing at the wrong file. */
@@ -29,14 +33,32 @@ const MAX_BYTES = 1 << 20;
 
 interface PemBlock {
   label: string;
-  pem: string;
+  pem: Buffer;
 }
 
-const PEM_RE = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----/g;
 const KEY_LABELS = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'ENCRYPTED PRIVATE KEY']);
+const LABEL = /^[A-Z0-9 ]+$/;
 
-function pemBlocks(text: string): PemBlock[] {
-  return [...text.matchAll(PEM_RE)].map((m) => ({ label: m[1] ?? '', pem: m[0] + '\n' }));
+/** "-----BEGIN X-----" (line end) .. the first "-----END X-----" after it, as views into <buf>. */
+function pemBlocks(buf: Buffer): PemBlock[] {
+  const out: PemBlock[] = [];
+  for (let at = 0; ; ) {
+    const begin = buf.indexOf('-----BEGIN ', at);
+    if (begin < 0) return out;
+    const close = buf.indexOf('-----', begin + 11);
+    if (close < 0) return out;
+    const label = buf.toString('latin1', begin + 11, close);
+    const eol = close + 5;
+    if (!LABEL.test(label) || !(buf[eol] === 0x0a || (buf[eol] === 0x0d && buf[eol + 1] === 0x0a))) {
+      at = begin + 11;
+      continue;
+    }
+    const endLine = `-----END ${label}-----`;
+    const end = buf.indexOf(endLine, eol);
+    if (end < 0) return out;
+    out.push({ label, pem: buf.subarray(begin, end + endLine.length) });
+    at = end + endLine.length;
+  }
 }
 
 function statOrNull(file: string): Stats | null {
@@ -47,15 +69,15 @@ function statOrNull(file: string): Stats | null {
   }
 }
 
-async function readText(read: ReadFile, file: string, what: string, problems: CertProblem[], holdsKey = false): Promise<string | null> {
+async function readBytes(read: ReadFile, file: string, what: string, problems: CertProblem[], holdsKey = false): Promise<Buffer | null> {
   try {
     const st = read.sync ? statOrNull(file) : await stat(file).catch(() => null);
     if (st && st.isFile() && st.size > MAX_BYTES) {
       problems.push({ level: 'error', path: file, message: `${what} ${file} is ${st.size} bytes, more than a PEM chain can be: skipped` });
       return null;
     }
-    const text = (read.sync ? read.sync(file) : await read(file)).toString('utf8');
-    if (holdsKey && st && (st.mode & 0o004) !== 0 && /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) {
+    const text = read.sync ? read.sync(file) : await read(file);
+    if (holdsKey && st && (st.mode & 0o004) !== 0 && text.indexOf('PRIVATE KEY-----') >= 0) {
       problems.push({ level: 'warning', path: file, message: `${file} holds a private key and is readable by every user (mode ${(st.mode & 0o777).toString(8)}): chmod o-rwx` });
     }
     return text;
@@ -69,7 +91,7 @@ async function readText(read: ReadFile, file: string, what: string, problems: Ce
 /** Read and split one candidate; null (with an error problem naming the path) when it cannot be served. */
 export async function readCandidate(c: Candidate, read: ReadFile, problems: CertProblem[]): Promise<ReadCandidate | null> {
   const certPath = c.certPath;
-  const certText = await readText(read, certPath, c.combined ? 'certificate file' : 'certificate', problems, c.combined);
+  const certText = await readBytes(read, certPath, c.combined ? 'certificate file' : 'certificate', problems, c.combined);
   if (certText === null) return null;
   const certBlocks = pemBlocks(certText);
   const certs = certBlocks.filter((b) => b.label === 'CERTIFICATE');
@@ -90,7 +112,7 @@ export async function readCandidate(c: Candidate, read: ReadFile, problems: Cert
     keyBlocks = certBlocks.filter((b) => KEY_LABELS.has(b.label));
     if (keyBlocks.length === 0 && c.keyCompanion) {
       keyPath = c.keyCompanion;
-      const t = await readText(read, keyPath, 'private key', problems, true);
+      const t = await readBytes(read, keyPath, 'private key', problems, true);
       if (t === null) return null;
       keyBlocks = pemBlocks(t).filter((b) => KEY_LABELS.has(b.label));
     }
@@ -103,7 +125,7 @@ export async function readCandidate(c: Candidate, read: ReadFile, problems: Cert
       return null;
     }
   } else {
-    const t = await readText(read, keyPath, 'private key', problems, true);
+    const t = await readBytes(read, keyPath, 'private key', problems, true);
     if (t === null) return null;
     const blocks = pemBlocks(t);
     keyBlocks = blocks.filter((b) => KEY_LABELS.has(b.label));
@@ -123,7 +145,7 @@ export async function readCandidate(c: Candidate, read: ReadFile, problems: Cert
       return null;
     }
     // A traditional PEM key under a passphrase ("Proc-Type: 4,ENCRYPTED" header).
-    if (/^Proc-Type:\s*4,\s*ENCRYPTED/m.test(b.pem)) {
+    if (b.pem.indexOf('Proc-Type: 4,ENCRYPTED') >= 0) {
       problems.push({ level: 'error', path: keyPath, message: `private key in ${keyPath} cannot be parsed (it is encrypted (passphrase protected)); skipped` });
       return null;
     }
