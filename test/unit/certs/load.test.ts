@@ -7,6 +7,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { damagePrivateScalar, makeCA, issue, makeLetsEncryptTree, type CA, type Issued } from '../../helpers/pki.js';
 import { loadCertificates, lookup, type CertStore, type CertSources } from '../../../src/certs/index.js';
 import { MailfrontError } from '../../../src/errors.js';
+import { loadAddon } from '../../../src/native.js';
 
 let tmp: string;
 let ca: CA;
@@ -284,6 +285,15 @@ describe('loadCertificates: edge cases', () => {
       path: weak.fullchainPath,
       message: `the private key ${weak.keyPath} is too weak for OpenSSL's security level 2, which mailfront runs at (RSA, 1024 bits; 2048 or more needed); skipped`,
     });
+  });
+
+  it('the addon zeroes the key bytes it is given, and refuses nothing for being a Buffer', () => {
+    const key = Buffer.from(c.pem!.keyPem);
+    const certs = c.pem!.fullchainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)!.map((b) => Buffer.from(b));
+    const [r] = loadAddon().checkCertificates([{ certs, keys: [key] }]);
+    expect(r).toMatchObject({ sanDns: ['pem.example.com'], keyType: 'ec', chain: -2, chainLength: 2 });
+    expect(key.every((b) => b === 0)).toBe(true);
+    expect(certs[0]!.toString()).toContain('BEGIN CERTIFICATE');
   });
 
   it('reports a broken key file by path without its contents', async () => {
