@@ -3,7 +3,7 @@
     {
       "target_name": "mailfront",
       "sources": [
-        "native/addon.cc", "native/client_net.cc", "native/conn.cc", "native/conn_backend.cc", "native/conn_close.cc", "native/conn_handshake.cc", "native/conn_login.cc", "native/conn_record.cc", "native/conn_relay.cc", "native/crc32c.cc", "native/ctx_cache.cc", "native/dialog.cc", "native/event_queue.cc", "native/greeting.cc", "native/guard.cc", "native/library_queries.cc", "native/login.cc", "native/login_server.cc", "native/login_text.cc", "native/net.cc", "native/proxy_header.cc", "native/proxy_object.cc", "native/proxy_parse.cc", "native/rules.cc", "native/sd_notify.cc", "native/snapshot.cc", "native/snapshot_reader.cc", "native/sni.cc", "native/test_exports.cc", "native/tickets.cc", "native/tls.cc", "native/worker.cc"
+        "native/addon.cc", "native/cert_check.cc", "native/cert_check_js.cc", "native/client_net.cc", "native/conn.cc", "native/conn_backend.cc", "native/conn_close.cc", "native/conn_handshake.cc", "native/conn_login.cc", "native/conn_record.cc", "native/conn_relay.cc", "native/crc32c.cc", "native/ctx_cache.cc", "native/dialog.cc", "native/event_queue.cc", "native/greeting.cc", "native/guard.cc", "native/library_queries.cc", "native/login.cc", "native/login_server.cc", "native/login_text.cc", "native/net.cc", "native/proxy_header.cc", "native/proxy_object.cc", "native/proxy_parse.cc", "native/rules.cc", "native/sd_notify.cc", "native/snapshot.cc", "native/snapshot_reader.cc", "native/sni.cc", "native/test_exports.cc", "native/tickets.cc", "native/tls.cc", "native/worker.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "OPENSSL_API_COMPAT=30000"],

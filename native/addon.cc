@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addon.h"
+#include "cert_check_js.h"
 
 namespace mf {
 
@@ -10,6 +11,7 @@ namespace {
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Proxy", proxy_class(env));
   export_library_queries(env, exports);
+  exports.Set("checkCertificates", Napi::Function::New(env, CheckCertificates));
   exports.Set("sdNotify", Napi::Function::New(env, sd_notify));
   export_rules(env, exports);
   export_test_functions(env, exports);

@@ -16,8 +16,8 @@ std::unordered_map<std::string, SslCtxPtr> ctx_cache;
 
 }  // namespace
 
-std::string ctx_digest(const TlsPolicy& policy, const std::vector<PemPair>& pairs) {
-  // Hashed piece by piece: no concatenated copy of the key PEMs to wipe afterwards.
+std::string ctx_digest(const TlsPolicy& policy, const std::vector<CheckedPairPtr>& pairs) {
+  // The pairs by their digest (cert_check.cc: of the PEM blocks they were read from).
   // "" when hashing fails: such a context is built, never cached (reuse_ctx, remember_ctxs).
   static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
@@ -30,9 +30,9 @@ std::string ctx_digest(const TlsPolicy& policy, const std::vector<PemPair>& pair
   add(policy.ciphers);
   add(policy.ciphersuites);
   add(policy.groups);
-  for (const PemPair& p : pairs) {
-    add(p.chain_pem);
-    add(p.key_pem);
+  for (const CheckedPairPtr& p : pairs) {
+    if (p->digest.empty()) ok = false;
+    add(p->digest);
   }
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int n = 0;

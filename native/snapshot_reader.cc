@@ -4,9 +4,9 @@
 
 #include <algorithm>
 #include <atomic>
-#include <thread>
 #include <unordered_map>
 
+#include "cert_check_js.h"
 #include "client_net.h"
 #include "ctx_cache.h"
 #include "net.h"
@@ -66,15 +66,20 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
 
   Napi::Array contexts = arr(js, "contexts");
   if (contexts.Length() == 0) { err = "no certificate context"; return nullptr; }
-  // The PEM text is copied out of JS first; the SSL_CTXs are then built on a few threads
-  // (thousands of contexts take seconds on one core), and kept in order.
-  std::vector<std::vector<PemPair>> all(contexts.Length());
+  // Each context names pairs checkCertificates parsed and checked (cert_check.h): they go into
+  // the SSL_CTXs as they are. The SSL_CTXs are built on a few threads (thousands of contexts take
+  // seconds on one core), and kept in order.
+  std::vector<std::vector<CheckedPairPtr>> all(contexts.Length());
   for (uint32_t i = 0; i < contexts.Length(); i++) {
     Napi::Object c = contexts.Get(i).As<Napi::Object>();
     Napi::Array certs = arr(c, "certs");
     for (uint32_t j = 0; j < certs.Length(); j++) {
-      Napi::Object p = certs.Get(j).As<Napi::Object>();
-      all[i].push_back({str(p, "chainPem"), str(p, "keyPem")});
+      CheckedPairPtr p = checked_pair_of(js.Env(), certs.Get(j));
+      if (!p) {
+        err = "contexts[" + std::to_string(i) + "].certs[" + std::to_string(j) + "]: not a pair from checkCertificates";
+        return nullptr;
+      }
+      all[i].push_back(std::move(p));
     }
   }
   std::vector<SslCtxPtr> built(all.size());
@@ -90,12 +95,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
       if (!built[i]) next.store(all.size());  // stop early; the first failure (by index) is reported
     }
   };
-  size_t hw = std::max(1u, std::thread::hardware_concurrency());
-  size_t nthreads = std::min({hw, size_t(4), (all.size() + 255) / 256});
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < nthreads; t++) threads.emplace_back(build);
-  build();
-  for (auto& t : threads) t.join();
+  run_in_background(all.size(), build);
   for (size_t i = 0; i < all.size(); i++) {
     if (!built[i]) {
       if (errs[i].empty()) continue;  // not built: an earlier failure stopped the others

@@ -1,13 +1,8 @@
 #include "tls.h"
 
-#include <openssl/bio.h>
-#include <openssl/decoder.h>
 #include <openssl/objects.h>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 
 #include <cstring>
-#include <list>
 #include <utility>
 
 #include "tickets.h"
@@ -16,107 +11,8 @@ namespace mf {
 
 namespace {
 
-struct BioFree { void operator()(BIO* b) const { BIO_free(b); } };
-struct X509Free { void operator()(X509* x) const { X509_free(x); } };
-struct PkeyFree { void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); } };
-struct ChainFree { void operator()(STACK_OF(X509)* s) const { sk_X509_pop_free(s, X509_free); } };
-
-// Loading thousands of contexts (OpenSSL 3.0): every X509 parse and every PEM_read_bio_PrivateKey
-// builds a fresh OSSL_DECODER_CTX (~0.1-0.3 ms of name-map look-ups under a lock), so:
-// - chain certificates (the same intermediate in every Let's Encrypt lineage) are parsed once per
-//   thread and shared (X509 is reference counted; SSL_CTX_use_cert_and_key takes its own refs);
-// - private keys go through one decoder context per thread, reused, with PEM_read_bio_PrivateKey
-//   as the fallback (same result, same error).
-class ChainCache {
- public:
-  // A new reference to the parsed certificate of <pem> (one PEM block), or null.
-  X509* get(const char* pem, size_t len) {
-    std::string_view k(pem, len);
-    for (auto it = entries_.begin(); it != entries_.end(); ++it)
-      if (it->first == k) {
-        entries_.splice(entries_.begin(), entries_, it);
-        X509_up_ref(it->second.get());
-        return it->second.get();
-      }
-    std::unique_ptr<BIO, BioFree> b(BIO_new_mem_buf(pem, int(len)));
-    X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr);
-    if (!x) return nullptr;
-    entries_.emplace_front(std::string(k), std::unique_ptr<X509, X509Free>(x));
-    if (entries_.size() > kMax) entries_.pop_back();
-    X509_up_ref(x);
-    return x;
-  }
-
- private:
-  static constexpr size_t kMax = 8;  // a few intermediates (e.g. Let's Encrypt's R10/R11, E5/E6)
-  std::list<std::pair<std::string, std::unique_ptr<X509, X509Free>>> entries_;
-};
-
-struct DecoderFree { void operator()(OSSL_DECODER_CTX* d) const { OSSL_DECODER_CTX_free(d); } };
-
-class KeyDecoder {
- public:
-  EVP_PKEY* decode(const std::string& pem) {
-    if (!dctx_) {
-      dctx_.reset(OSSL_DECODER_CTX_new_for_pkey(&out_, "PEM", nullptr, nullptr, EVP_PKEY_KEYPAIR, nullptr, nullptr));
-      if (!dctx_) { ERR_clear_error(); return slow(pem); }
-    }
-    out_ = nullptr;
-    const unsigned char* data = reinterpret_cast<const unsigned char*>(pem.data());
-    size_t len = pem.size();
-    if (OSSL_DECODER_from_data(dctx_.get(), &data, &len) == 1 && out_) {
-      EVP_PKEY* k = out_;
-      out_ = nullptr;
-      return k;
-    }
-    EVP_PKEY_free(out_);
-    out_ = nullptr;
-    ERR_clear_error();
-    return slow(pem);
-  }
-
- private:
-  static EVP_PKEY* slow(const std::string& pem) {
-    std::unique_ptr<BIO, BioFree> kbio(BIO_new_mem_buf(pem.data(), int(pem.size())));
-    return PEM_read_bio_PrivateKey(kbio.get(), nullptr, nullptr, nullptr);
-  }
-  EVP_PKEY* out_ = nullptr;
-  std::unique_ptr<OSSL_DECODER_CTX, DecoderFree> dctx_;
-};
-
-thread_local ChainCache chain_cache;
-thread_local KeyDecoder key_decoder;
-
-/** Offset of the next "-----BEGIN CERTIFICATE-----" at or after <from>, or npos. */
-size_t next_cert(const std::string& pem, size_t from) { return pem.find("-----BEGIN CERTIFICATE-----", from); }
-
-bool add_pair(SSL_CTX* ctx, const PemPair& pair, std::string& err) {
-  std::unique_ptr<BIO, BioFree> cbio(BIO_new_mem_buf(pair.chain_pem.data(), int(pair.chain_pem.size())));
-  std::unique_ptr<X509, X509Free> leaf(PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr));
-  if (!leaf) { err = "certificate PEM: " + take_ssl_error(); return false; }
-  std::unique_ptr<STACK_OF(X509), ChainFree> chain(sk_X509_new_null());
-  // The rest of the chain: each block from the cache; PEM_read_bio_X509 on the rest as before
-  // when a block does not parse alone (then the cache is not used for this pair).
-  const std::string& text = pair.chain_pem;
-  size_t at = next_cert(text, next_cert(text, 0) + 1);
-  bool cached = true;
-  while (at != std::string::npos) {
-    size_t next = next_cert(text, at + 1);
-    size_t len = (next == std::string::npos ? text.size() : next) - at;
-    X509* ca = chain_cache.get(text.data() + at, len);
-    if (!ca) { cached = false; break; }
-    sk_X509_push(chain.get(), ca);
-    at = next;
-  }
-  if (!cached) {
-    sk_X509_pop_free(chain.release(), X509_free);
-    chain.reset(sk_X509_new_null());
-    while (X509* ca = PEM_read_bio_X509(cbio.get(), nullptr, nullptr, nullptr)) sk_X509_push(chain.get(), ca);
-  }
-  ERR_clear_error();  // the loop ends on a "no start line" error
-  std::unique_ptr<EVP_PKEY, PkeyFree> key(key_decoder.decode(pair.key_pem));
-  if (!key) { ERR_clear_error(); err = "private key cannot be parsed"; return false; }
-  if (SSL_CTX_use_cert_and_key(ctx, leaf.get(), key.get(), chain.get(), 1) != 1) {
+bool add_pair(SSL_CTX* ctx, const CheckedPair& pair, std::string& err) {
+  if (SSL_CTX_use_cert_and_key(ctx, pair.leaf, pair.key, pair.chain, 1) != 1) {
     err = "certificate and key: " + take_ssl_error();
     return false;
   }
@@ -185,7 +81,7 @@ bool bind_session_context(SSL* ssl, Proto proto) {
   return SSL_set_session_id_context(ssl, reinterpret_cast<const unsigned char*>(sid.data()), unsigned(sid.size())) == 1;
 }
 
-SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err) {
+SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<CheckedPairPtr>& pairs, std::string& err) {
   SslCtxPtr ctx(SSL_CTX_new(TLS_server_method()));
   if (!ctx) { err = take_ssl_error(); return nullptr; }
   SSL_CTX* c = ctx.get();
@@ -219,8 +115,8 @@ SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& p
   SSL_CTX_set_session_id_context(c, sid_ctx, sizeof sid_ctx - 1);
   TicketKeys::install(c);
   install_conn_callbacks(c);
-  for (const PemPair& p : pairs) {
-    if (!add_pair(c, p, err)) return nullptr;
+  for (const CheckedPairPtr& p : pairs) {
+    if (!p || !add_pair(c, *p, err)) return nullptr;
   }
   return ctx;
 }

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "cert_check.h"
 #include "protocol.h"
 #include "util.h"
 
@@ -17,19 +18,6 @@ struct TlsPolicy {
   std::string ciphers;       // TLS 1.2
   std::string ciphersuites;  // TLS 1.3
   std::string groups;        // key exchange, an OpenSSL group list ("X25519MLKEM768:X25519:P-256")
-};
-
-struct PemPair {
-  std::string chain_pem;
-  std::string key_pem;
-
-  PemPair(std::string chain, std::string key) : chain_pem(std::move(chain)), key_pem(std::move(key)) {}
-  PemPair(PemPair&&) = default;
-  PemPair& operator=(PemPair&&) = default;
-  PemPair(const PemPair&) = default;
-  PemPair& operator=(const PemPair&) = default;
-  // The copy of the private key taken out of JS is wiped when it goes (OPENSSL_cleanse: not optimized out).
-  ~PemPair() { OPENSSL_cleanse(key_pem.data(), key_pem.size()); }
 };
 
 // OpenSSL's security level of every context (112-bit: RSA keys of 2048 bits or more, no suite or
@@ -49,9 +37,9 @@ struct CipherSuite {
 // "@SECLEVEL=n" in it changes it). False with <err> when OpenSSL refuses the string. Any thread.
 bool expand_cipher_list(const std::string& list, std::vector<CipherSuite>& suites, int& level, std::string& err);
 
-// A server context holding every pair (one per key type). Empty on failure, with <err> set;
-// <err> names what failed, never key material.
-SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<PemPair>& pairs, std::string& err);
+// A server context holding every pair (one per key type, parsed and checked by cert_check.h).
+// Empty on failure, with <err> set; <err> names what failed, never key material.
+SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<CheckedPairPtr>& pairs, std::string& err);
 
 // Does this OpenSSL offer the key-exchange group <name> ("X25519MLKEM768", "P-256")? Any thread.
 bool tls_group_known(const std::string& name);

@@ -17,11 +17,50 @@ export interface NativeListener {
   fds?: number[];
 }
 
+/**
+ * A certificate/key pair the addon parsed and checked (checkCertificates): an opaque handle to
+ * the parsed objects, which the snapshot's SSL_CTXs use as they are. No key material in JS.
+ */
+export type NativeCertPair = { readonly __brand: 'NativeCertPair' };
+
 /** One SSL_CTX. Several key types (ECDSA and RSA) for the same names share one. */
 export interface NativeCertContext {
-  /** PEM chain (leaf first) and PEM private key, one entry per key type. */
-  certs: { chainPem: string; keyPem: string }[];
+  /** One checked pair per key type. */
+  certs: NativeCertPair[];
 }
+
+/**
+ * The addon's check of one pair (native/cert_check.h), in the order of the checks: the first
+ * that fails is the error. `at` is a certificate's index in the file (0: the leaf; for "mismatch"
+ * the certificate the key belongs to, -1 for none; for "weak" 0 is the key) or a key's index.
+ */
+export type CertCheck =
+  | { error: 'cert-parse' | 'key-parse'; at: number; detail?: string }
+  | { error: 'mismatch'; at: number; keyType: string; certType: string }
+  | { error: 'weak'; at: number; detail: string }
+  | { error: 'signature'; at: number }
+  | {
+      /** subjectAltName dNSName entries as written; cn: the subject's first CN ("" if none). */
+      sanDns: string[];
+      cn: string;
+      /** Of the leaf's public key: "ec", "rsa", "rsa-pss", "ed25519", ... */
+      keyType: string;
+      /** ms since the epoch. */
+      notBefore: number;
+      notAfter: number;
+      fingerprint256: string;
+      serial: string;
+      /** One line: "C=US, O=..., CN=...". */
+      issuer: string;
+      ca: boolean;
+      /** False when an extendedKeyUsage is present without serverAuth. */
+      serverAuth: boolean;
+      /** -2 fine; -1 no chain, self-signed; 0 no chain; k > 0: certificate #k+1 did not issue #k. */
+      chain: number;
+      chainLength: number;
+      keyIndex: number;
+      pair: NativeCertPair;
+    };
 
 export interface NativeBackend {
   name: string;
@@ -257,6 +296,12 @@ interface AddonModule {
   tlsGroupKnown(name: string): boolean;
   /** What the running OpenSSL makes of a TLS 1.2 cipher string; throws OpenSSL's refusal. */
   tlsCipherList(list: string): CipherList;
+  /**
+   * Parse and check certificate/key pairs (PEM blocks, leaf first) on the addon's threads; one
+   * result per pair. A pair whose blocks are the previous call's is not parsed again. Key blocks
+   * given as Buffers are zeroed once copied.
+   */
+  checkCertificates(pairs: { certs: (string | Buffer)[]; keys: (string | Buffer)[] }[]): CertCheck[];
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
   /** The host-name rule (native/sni.h): lowercased, no trailing dot; null when not a DNS name (or an IP literal). */

@@ -46,9 +46,7 @@ function betterCert(a: LoadedCert, b: LoadedCert): boolean {
   const eb = b.summary.notAfter.getTime();
   if (ea !== eb) return ea > eb;
   // Same expiry (often the very same certificate, e.g. cert.pem and fullchain.pem): the fuller chain.
-  const ca = a.chainPem.length;
-  const cb = b.chainPem.length;
-  if (ca !== cb) return ca > cb;
+  if (a.chainLength !== b.chainLength) return a.chainLength > b.chainLength;
   return a.order < b.order;
 }
 
@@ -187,7 +185,7 @@ export function buildStore(loaded: LoadedCert[], defaultName: string | undefined
   }
 
   const index = new Map<Group, number>(used.map((g, i) => [g, i]));
-  const contexts: NativeCertContext[] = used.map((g) => ({ certs: g.certs.map((c) => ({ chainPem: c.chainPem, keyPem: c.keyPem })) }));
+  const contexts: NativeCertContext[] = used.map((g) => ({ certs: g.certs.map((c) => c.pair) }));
   // Null prototype: a name can never collide with Object.prototype ("__proto__", "constructor").
   const exact: Record<string, number> = Object.create(null) as Record<string, number>;
   const wildcard: Record<string, number> = Object.create(null) as Record<string, number>;

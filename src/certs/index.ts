@@ -1,15 +1,11 @@
-// The certificate store of the control plane: discover, parse, validate, index.
+// The certificate store of the control plane: discover, read, check (in the addon), index.
 // See docs/certificates.md for the rules; this file only wires the steps together.
-import { existsSync, readFileSync } from 'node:fs';
-import { readFile as fsReadFile } from 'node:fs/promises';
-import { availableParallelism } from 'node:os';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import { readFileSync } from 'node:fs';
 import type { CertProblem, CertSources, CertStore, CertSummary, LoadOptions } from './types.js';
 import { discover } from './sources.js';
-import type { LoadedCert, ReadFile } from './parse.js';
-import { PARSE_CHUNK, parseClaimed, parseShare, type ParsedChunk, type ParsedShare } from './parse-share.js';
-import type { Candidate } from './sources.js';
+import { readCandidate, type ReadCandidate, type ReadFile } from './read.js';
+import { acceptChecked, checkCandidates, type LoadedCert } from './parse.js';
+import { mapBounded, READ_CONCURRENCY } from './bounded.js';
 import { buildStore, resolve } from './index-names.js';
 import { normalizeName } from './names.js';
 
@@ -22,57 +18,25 @@ export { normalizeName } from './names.js';
  * Throws MailfrontError MF_CERT_NONE (with `problems` attached) when nothing can be served.
  */
 export async function loadCertificates(sources: CertSources, opts: LoadOptions = {}): Promise<CertStore> {
-  const read = opts.readFile ?? ((p: string) => fsReadFile(p));
+  // Files are a few KiB: read synchronously unless a test injects its own reader.
+  const read: ReadFile = opts.readFile ?? Object.assign(async (p: string) => readFileSync(p), { sync: (p: string) => readFileSync(p) });
   const now = opts.now ?? new Date();
   const problems: CertProblem[] = [];
   const candidates = await discover(sources, problems);
-  // Reads overlap with parsing (bounded concurrency); many candidates are also split between
-  // this thread and worker threads. Problems keep the load order either way.
-  const results = opts.readFile ? await parseShare(candidates, 0, read, now) : await parseParallel(candidates, now);
+  // Each candidate's problems in its own list: the read and the check add to it, and the lists
+  // are joined in load order.
+  const own = candidates.map((): CertProblem[] => []);
+  const texts = await mapBounded(candidates, READ_CONCURRENCY, (c, i) => readCandidate(c, read, own[i]!));
+  const ready: { text: ReadCandidate; order: number }[] = [];
+  texts.forEach((text, order) => text && ready.push({ text, order }));
+  const checks = checkCandidates(ready.map((r) => r.text));
   const loaded: LoadedCert[] = [];
-  for (const r of results) {
-    for (const p of r.problems) problems.push(p);
-    if (r.loaded) loaded.push(r.loaded);
-  }
+  ready.forEach((r, k) => {
+    const l = acceptChecked(r.text, checks[k]!, r.order, now, own[r.order]!);
+    if (l) loaded.push(l);
+  });
+  for (const list of own) problems.push(...list);
   return buildStore(loaded, sources.defaultName, problems, now);
-}
-
-/** Below this many candidates one thread is faster than starting workers (~50 ms each). */
-const PARALLEL_MIN = 400;
-const WORKER_URL = new URL('./parse-worker.js', import.meta.url);
-
-/**
- * node:crypto's parse and checks cost ~0.2-0.3 ms per certificate: with thousands, worker threads
- * (one per spare CPU, at most 3) and this thread take chunks of candidates from a shared counter
- * until none is left. Without the compiled worker (tests run the TypeScript sources), or for the
- * chunks of a worker that failed, the candidates are parsed here: same results, same order.
- */
-async function parseParallel(candidates: Candidate[], now: Date): Promise<ParsedShare[]> {
-  const read: ReadFile = Object.assign((p: string) => fsReadFile(p), { sync: (p: string) => readFileSync(p) });
-  const spare = Math.min(3, availableParallelism() - 1);
-  if (candidates.length < PARALLEL_MIN || spare < 1 || !existsSync(fileURLToPath(WORKER_URL))) return parseShare(candidates, 0, read, now);
-  const counter = new Int32Array(new SharedArrayBuffer(4));
-  const out = new Array<ParsedShare | undefined>(candidates.length);
-  const keep = (chunks: ParsedChunk[]) => {
-    for (const c of chunks) c.results.forEach((r, k) => (out[c.first + k] = r));
-  };
-  const inWorker = () =>
-    new Promise<void>((resolve, reject) => {
-      const w = new Worker(WORKER_URL, { workerData: { candidates, counter, chunk: PARSE_CHUNK, now: now.getTime() } });
-      w.once('message', (chunks: ParsedChunk[]) => {
-        keep(chunks);
-        resolve();
-        void w.terminate();
-      });
-      w.once('error', reject);
-      w.once('exit', (code) => reject(new Error(`certificate parser worker exited (${code})`)));
-    }).catch(() => undefined);
-  const workers = Array.from({ length: spare }, inWorker);
-  keep(await parseClaimed(candidates, counter, PARSE_CHUNK, read, now));
-  await Promise.all(workers);
-  // Chunks claimed by a worker that failed: parsed here.
-  for (let i = 0; i < out.length; i++) if (!out[i]) out[i] = (await parseShare([candidates[i]!], i, read, now))[0];
-  return out as ParsedShare[];
 }
 
 /** store.certificates grouped by context, in their order; `mailfront check` looks up every name. */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createProxy, loadAddon } from '../../src/native.js';
 import { defaultGroups, tlsLibrary } from '../../src/tls-library.js';
-import type { ConnectionRecord, NativeEvent, NativeProxy, NativeSnapshot, Protocol } from '../../src/native.js';
+import type { CertCheck, ConnectionRecord, NativeCertPair, NativeEvent, NativeProxy, NativeSnapshot, Protocol } from '../../src/native.js';
 import { issue, makeCA } from '../helpers/pki.js';
 import type { CA, Issued } from '../helpers/pki.js';
 
@@ -70,13 +70,27 @@ export interface SnapshotOptions {
   proxyProtocol?: 'off' | 'v1' | 'v2' | 'v2-ssl';
 }
 
+/** The addon's check of a chain (PEM, leaf first) and a key, as the certificate store asks for it. */
+export function checkPair(chainPem: string, keyPem: string): CertCheck {
+  const certs = chainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
+  return loadAddon().checkCertificates([{ certs, keys: [keyPem] }])[0]!;
+}
+
+/** A checked pair for a snapshot's context; throws when the addon refuses it. */
+export function checkedPair(chainPem: string, keyPem: string): NativeCertPair {
+  const r = checkPair(chainPem, keyPem);
+  if ('error' in r) throw new Error(`checkCertificates refused the pair: ${r.error}`);
+  return r.pair;
+}
+
 /** Contexts: 0 default, 1 a (or a2), 2 b, 3 wildcard. */
 export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
   const protocol = o.protocol ?? 'imaps';
-  const pair = (i: Issued) => ({ certs: [{ chainPem: i.fullchainPem, keyPem: i.keyPem }] });
+  const pair = (i: Issued) => ({ certs: [checkedPair(i.fullchainPem, i.keyPem)] });
   const aCert = o.useA2 ? pki.a2 : pki.a;
   const contexts = [pair(pki.def), pair(aCert), pair(pki.b), pair(pki.w)];
-  if (o.badKey) contexts[2] = { certs: [{ chainPem: pki.b.fullchainPem, keyPem: pki.a.keyPem }] };
+  // Not a pair the addon passed (its check refuses b's certificate with a's key): apply() must refuse it.
+  if (o.badKey) contexts[2] = { certs: [{} as NativeCertPair] };
   const exact: Record<string, number> = { 'default.example': 0, 'mail.b.example': 2 };
   for (const n of aCert.names) exact[n] = 1;
   return {

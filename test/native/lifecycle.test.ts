@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   buildSnapshot,
+  checkPair,
+  checkedPair,
   connectRaw,
   connectTls,
   fakeBackend,
@@ -217,11 +219,11 @@ describe('apply() while live', () => {
       old.socket.write('o1 NOOP\r\n');
       await old.waitData((d) => d.includes('o1 OK pong'));
 
-      expect(() => px.proxy.apply(buildSnapshot(pki, { servers: [backend.address], badKey: true }))).toThrow(/snapshot refused: contexts\[2\]/);
+      // A pair the check refused never reaches a snapshot; anything else in its place is refused.
+      expect(checkPair(pki.b.fullchainPem, pki.a.keyPem)).toMatchObject({ error: 'mismatch', at: -1, keyType: 'ec', certType: 'ec' });
+      expect(checkPair('-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n', pki.def.keyPem)).toMatchObject({ error: 'cert-parse', at: 0 });
+      expect(() => px.proxy.apply(buildSnapshot(pki, { servers: [backend.address], badKey: true }))).toThrow(/snapshot refused: contexts\[2\]\.certs\[0\]: not a pair from checkCertificates/);
       expect(() => px.proxy.apply(buildSnapshot(pki, { servers: [backend.address], ciphers: 'NOT-A-CIPHER' }))).toThrow(/tls\.ciphers/);
-      const bad = buildSnapshot(pki, { servers: [backend.address] });
-      bad.contexts[0] = { certs: [{ chainPem: 'garbage', keyPem: pki.def.keyPem }] };
-      expect(() => px.proxy.apply(bad)).toThrow(/certificate PEM/);
 
       // Still the last good snapshot.
       const after = await tlsTo(px.port);
@@ -357,12 +359,15 @@ describe('stats, drain, stop', () => {
     const dir = path.dirname(fileURLToPath(import.meta.url));
     const addonPath = path.resolve(dir, '../../build/Release/mailfront.node');
     const snapPath = path.join(pki.dir, 'snap.json');
-    writeFileSync(snapPath, JSON.stringify(buildSnapshot(pki, { servers: [backend.address] })));
+    // Pairs are handles into the addon, not data: the child checks the PEM text itself.
+    const pems = [pki.def, pki.a, pki.b, pki.w].map((i) => ({ certs: i.fullchainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/g), keys: [i.keyPem] }));
+    writeFileSync(snapPath, JSON.stringify({ ...buildSnapshot(pki, { servers: [backend.address] }), contexts: pems }));
     const script = `
       const tls = require('node:tls');
       const fs = require('node:fs');
-      const { Proxy } = require(${JSON.stringify(addonPath)});
+      const { Proxy, checkCertificates } = require(${JSON.stringify(addonPath)});
       const snap = JSON.parse(fs.readFileSync(${JSON.stringify(snapPath)}, 'utf8'));
+      snap.contexts = checkCertificates(snap.contexts).map((r) => ({ certs: [r.pair] }));
       const p = new Proxy({ workers: 2, onEvents: (ev) => console.log('events', ev.length) });
       p.apply(snap);
       const [b] = p.start([{ name: 'l0', protocol: 'imaps', addresses: ['127.0.0.1:0'] }]);

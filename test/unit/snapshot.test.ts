@@ -3,6 +3,7 @@ import { parseConfig } from '../../src/config/load.js';
 import { INTERMEDIATE_CIPHERS } from '../../src/config/schema.js';
 import { buildSnapshot, nativeListeners, type CertSnapshot } from '../../src/snapshot.js';
 import { defaultGroups, tlsLibrary } from '../../src/tls-library.js';
+import type { NativeCertPair } from '../../src/native.js';
 
 const YAML = `certificates:
   letsencrypt: [/etc/letsencrypt]
@@ -38,7 +39,7 @@ tls: {min_version: TLSv1.3, ciphersuites: TLS_AES_256_GCM_SHA384}
 `;
 
 const certs: CertSnapshot = {
-  contexts: [{ certs: [{ chainPem: 'CHAIN', keyPem: 'KEY' }] }],
+  contexts: [{ certs: [{} as NativeCertPair] }],
   exact: { 'mail.example.com': 0 },
   wildcard: { 'example.org': 0 },
   defaultContext: 0,

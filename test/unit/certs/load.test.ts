@@ -7,6 +7,7 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { damagePrivateScalar, makeCA, issue, makeLetsEncryptTree, type CA, type Issued } from '../../helpers/pki.js';
 import { loadCertificates, lookup, type CertStore, type CertSources } from '../../../src/certs/index.js';
 import { MailfrontError } from '../../../src/errors.js';
+import { loadAddon } from '../../../src/native.js';
 
 let tmp: string;
 let ca: CA;
@@ -92,10 +93,16 @@ describe('loadCertificates: a mixed tree', () => {
     expect(summary.keyType).toBe('ec');
     expect(summary.issuer).toContain('intermediate');
     expect(summary.expired).toBe(false);
-    // The chain handed to native is leaf + intermediate.
-    const chain = store.contexts[i!]!.certs[0]!.chainPem;
-    expect(chain.match(/BEGIN CERTIFICATE/g)).toHaveLength(2);
-    expect(new X509Certificate(chain).fingerprint256).toBe(summary.fingerprint256);
+    // What the addon read from the leaf is what node:crypto reads.
+    const leaf = new X509Certificate(c.mail!.certPem);
+    expect(summary.fingerprint256).toBe(leaf.fingerprint256);
+    expect(summary.serial).toBe(leaf.serialNumber);
+    expect(summary.issuer).toBe(leaf.issuer.split('\n').join(', '));
+    expect(summary.notAfter.getTime()).toBe(new Date(leaf.validTo).getTime());
+    expect(summary.notBefore.getTime()).toBe(new Date(leaf.validFrom).getTime());
+    // The context holds the pair the addon checked (a handle, no PEM text in JS).
+    expect(store.contexts[i!]!.certs).toHaveLength(1);
+    expect(JSON.stringify(store.contexts[i!])).not.toContain('PRIVATE KEY');
   });
 
   it('puts a wildcard in the wildcard index, one label only', () => {
@@ -112,9 +119,6 @@ describe('loadCertificates: a mixed tree', () => {
     expect(store.exact['sieve.example.com']).toBe(i);
     const ctx = store.contexts[i]!;
     expect(ctx.certs).toHaveLength(2);
-    const types = ctx.certs.map((k) => createPrivateKey(k.keyPem).asymmetricKeyType);
-    expect(types).toEqual(['ec', 'rsa']);
-    for (const k of ctx.certs) expect(new X509Certificate(k.chainPem).checkPrivateKey(createPrivateKey(k.keyPem))).toBe(true);
     expect(lookup(store, 'dual.example.com').certificates.map((s) => s.keyType)).toEqual(['ec', 'rsa']);
   });
 
@@ -281,6 +285,15 @@ describe('loadCertificates: edge cases', () => {
       path: weak.fullchainPath,
       message: `the private key ${weak.keyPath} is too weak for OpenSSL's security level 2, which mailfront runs at (RSA, 1024 bits; 2048 or more needed); skipped`,
     });
+  });
+
+  it('the addon zeroes the key bytes it is given, and refuses nothing for being a Buffer', () => {
+    const key = Buffer.from(c.pem!.keyPem);
+    const certs = c.pem!.fullchainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)!.map((b) => Buffer.from(b));
+    const [r] = loadAddon().checkCertificates([{ certs, keys: [key] }]);
+    expect(r).toMatchObject({ sanDns: ['pem.example.com'], keyType: 'ec', chain: -2, chainLength: 2 });
+    expect(key.every((b) => b === 0)).toBe(true);
+    expect(certs[0]!.toString()).toContain('BEGIN CERTIFICATE');
   });
 
   it('reports a broken key file by path without its contents', async () => {

@@ -1,0 +1,72 @@
+// The one parser of certificate/key pairs: each pair is parsed and checked here once, and the
+// parsed objects go on into the SSL_CTXs (make_server_ctx) without another parse. The control
+// plane (src/certs/parse.ts) reads the files, finds the PEM blocks and words the messages.
+#pragma once
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace mf {
+
+// A pair that passed every check. Immutable; shared by the snapshots that serve it.
+struct CheckedPair {
+  X509* leaf = nullptr;
+  STACK_OF(X509)* chain = nullptr;  // after the leaf, in file order
+  EVP_PKEY* key = nullptr;
+  std::string digest;  // SHA-256 of the PEM blocks it was read from: the context cache's key
+
+  CheckedPair() = default;
+  CheckedPair(const CheckedPair&) = delete;
+  CheckedPair& operator=(const CheckedPair&) = delete;
+  ~CheckedPair();
+};
+using CheckedPairPtr = std::shared_ptr<const CheckedPair>;
+
+// One pair's PEM blocks as the control plane found them: certificates (leaf first) and keys.
+struct PairInput {
+  std::vector<std::string> certs;
+  std::vector<std::string> keys;
+  ~PairInput();  // the key text is wiped
+};
+
+// What the check found. <error> empty: <pair> is set and the facts below describe the leaf.
+struct CheckResult {
+  // "cert-parse" (at: certificate index), "key-parse" (at: key index), "mismatch" (at: index of the
+  // certificate the key belongs to, or -1), "weak" (at: 0 for the key, else certificate index),
+  // "signature"; detail: OpenSSL's reason or the weak key's description.
+  std::string error;
+  int at = -1;
+  std::string detail;
+  std::string key_type;   // of the leaf's public key ("ec", "rsa", ...); for mismatch also the key's
+  std::string cert_type;  // mismatch: the leaf's key type
+  std::vector<std::string> san_dns;
+  std::string cn;  // first CN of the subject, "" if none
+  double not_before_ms = 0, not_after_ms = 0;
+  std::string fingerprint256;  // "AB:CD:..."
+  std::string serial;          // upper-case hex
+  std::string issuer;          // one line, "C=US, O=..., CN=..."
+  bool ca = false;
+  bool server_auth = true;  // false when an extendedKeyUsage is present without serverAuth
+  // -2: chain fine; -1: no chain after the leaf, leaf self-signed; 0: no chain, not self-signed;
+  // i > 0: certificate #i+1 did not issue #i (1-based, as the message says).
+  int chain = -2;
+  int chain_length = 0;  // certificates in the file, leaf included
+  int key_index = 0;     // which key block signs for the leaf
+  CheckedPairPtr pair;
+};
+
+// Checks <in> on up to a few threads (lowered priority: the data plane's workers come first).
+// Pairs whose PEM blocks equal one of the previous call's are not parsed again.
+std::vector<CheckResult> check_pairs(std::vector<PairInput>& in);
+
+// Runs <work> (which takes items from a shared counter until none is left) for <items> items: on
+// the calling thread when there are few, else on up to 4 threads (no more than the CPUs this
+// process may use) at nice 10, so that the data plane's workers on the same cores come first.
+void run_in_background(size_t items, const std::function<void()>& work);
+
+}  // namespace mf

@@ -1,0 +1,15 @@
+// The addon's side of cert_check.h: the JS function and the handles it returns.
+#pragma once
+#include <napi.h>
+
+#include "cert_check.h"
+
+namespace mf {
+
+// JS: checkCertificates([{certs: string[], keys: string[]}]) -> results (src/native.ts CertCheck).
+Napi::Value CheckCertificates(const Napi::CallbackInfo& info);
+
+// The pair behind a handle checkCertificates returned, or null when <v> is not one.
+CheckedPairPtr checked_pair_of(Napi::Env env, Napi::Value v);
+
+}  // namespace mf
