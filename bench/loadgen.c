@@ -15,7 +15,9 @@
 //   --hold S          idle without --sync: how long to hold the connections
 //   --reuse-tickets   resumed: keep using a name's newest ticket until a newer one arrives (default: each
 //                     ticket once, as RFC 8446 C.4 asks of clients)
-//   --ciphersuites S  TLS 1.3 suites the client offers (default: OpenSSL's client default)
+//   --ciphersuites S  TLS 1.3 suites the client offers, OpenSSL list syntax (default
+//                     TLS_AES_256_GCM_SHA384, so every server ends on the same suite; "default":
+//                     OpenSSL's client default). Every handshake must negotiate one of them.
 //   --groups LIST     key-exchange groups the client offers, OpenSSL list syntax (default "X25519");
 //                     e.g. X25519MLKEM768, which needs OpenSSL 3.5: Debian's libssl 3.0 has no ML-KEM,
 //                     so run the build against Node 24's OpenSSL (work/bin/loadgen-node24.node, see
@@ -26,10 +28,10 @@
 //                     failed connection (the gap between completions shows a pause in accepting)
 //
 // Every connection: TCP connect, TLS 1.3 handshake (X25519 only unless --groups), certificate
-// check, negotiated-group check, read the backend's greeting line through the proxy. full/resumed: close_notify and close. bulk: write
+// check, negotiated-group and suite checks, read the backend's greeting line through the proxy. full/resumed: close_notify and close. bulk: write
 // 16 KiB records until the time bound. rtt: `aNNN NOOP\r\n` echoed, latency per round trip.
-// A presented certificate that does not match the SNI, or a key exchange on a group other than the
-// requested one, is a failure, never a figure.
+// A presented certificate that does not match the SNI, a key exchange on a group other than the
+// requested one, or a suite that was not offered, is a failure, never a figure.
 // Prints one JSON object on stdout at the end.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -53,8 +55,8 @@
 
 enum mode { M_FULL, M_RESUMED, M_BULK, M_RTT, M_IDLE };
 enum state { S_FREE, S_CONNECT, S_HS, S_GREET, S_BULK, S_RTT, S_IDLE };
-enum fail { F_CONNECT, F_HANDSHAKE, F_VERIFY, F_GROUP, F_GREETING, F_TIMEOUT, F_DROPPED, F_IO, F_N };
-static const char* fail_names[F_N] = {"connect", "handshake", "verify", "group", "greeting", "timeout", "dropped", "io"};
+enum fail { F_CONNECT, F_HANDSHAKE, F_VERIFY, F_GROUP, F_CIPHER, F_GREETING, F_TIMEOUT, F_DROPPED, F_IO, F_N };
+static const char* fail_names[F_N] = {"connect", "handshake", "verify", "group", "cipher", "greeting", "timeout", "dropped", "io"};
 
 typedef struct conn {
   int fd;
@@ -81,7 +83,7 @@ static struct {
   const char* expect_group;
 } opt = {.port = 0, .mode = M_FULL, .conc = 32, .names = 100, .count = 1000000, .seconds = 10,
          .rate = 0, .hold = 30, .conn_timeout = 10, .sni_fmt = "mail.d%02d.bench.test",
-         .groups = "X25519"};
+         .groups = "X25519", .ciphersuites = "TLS_AES_256_GCM_SHA384"};
 
 static SSL_CTX* ctx;
 static int ep;
@@ -97,6 +99,9 @@ static struct sockaddr_in target;
 #define MAX_GROUPS 32
 static char allowed[MAX_GROUPS][64];
 static int nallowed, allow_any;
+// Suites a handshake may negotiate: the names of --ciphersuites (none listed: any, for "default").
+static char suites[16][64];
+static int nsuites;
 
 // Per-phase statistics.
 static struct {
@@ -263,6 +268,24 @@ static int parse_groups(const char* list) {
   return nallowed || allow_any ? 0 : -1;
 }
 
+static int parse_suites(const char* list) {
+  char buf[512];
+  snprintf(buf, sizeof buf, "%s", list);
+  nsuites = 0;
+  for (char *save, *t = strtok_r(buf, ":", &save); t; t = strtok_r(NULL, ":", &save)) {
+    if (nsuites == 16) return -1;
+    snprintf(suites[nsuites++], sizeof suites[0], "%s", t);
+  }
+  return nsuites ? 0 : -1;
+}
+
+static int suite_allowed(const char* name) {
+  if (!nsuites) return 1;
+  for (int i = 0; i < nsuites; i++)
+    if (!strcmp(suites[i], name)) return 1;
+  return 0;
+}
+
 static void count_group(int g) {
   for (int i = 0; i < 8; i++) {
     if (st.gid[i] == g) { st.gcount[i]++; return; }
@@ -321,6 +344,14 @@ static void drive(conn* c, int mode) {
           snprintf(why, sizeof why, "negotiated group %s, not %s", group_name(c->ssl, g),
                    opt.expect_group ? opt.expect_group : opt.groups);
           failure(c, F_GROUP, why);
+          release(c, 0);
+          return;
+        }
+        const char* suite = SSL_get_cipher_name(c->ssl);
+        if (!suite_allowed(suite)) {
+          char why[200];
+          snprintf(why, sizeof why, "negotiated suite %s, not %s", suite, opt.ciphersuites);
+          failure(c, F_CIPHER, why);
           release(c, 0);
           return;
         }
@@ -512,6 +543,7 @@ static void print_json(const char* event, double elapsed) {
     for (long i = 0; i < st.nfail; i++) printf("%s%.4f", i ? "," : "", st.fail_t[i]);
     printf("],");
   }
+  printf("\"ciphersuites_offered\":\"%s\",", opt.ciphersuites);
   printf("\"groups_offered\":\"%s\",\"groups_negotiated\":{", opt.groups);
   for (int i = 0; i < 8 && st.gid[i]; i++) printf("%s\"%s\":%ld", i ? "," : "", group_name(gssl, st.gid[i]), st.gcount[i]);
   printf("},\"openssl\":\"%s\",", OpenSSL_version(OPENSSL_VERSION));
@@ -590,7 +622,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!opt.expect_group && parse_groups(opt.groups) != 0) { fprintf(stderr, "loadgen: --groups %s: no group names\n", opt.groups); return 1; }
-  if (opt.ciphersuites && SSL_CTX_set_ciphersuites(ctx, opt.ciphersuites) != 1) { fprintf(stderr, "loadgen: bad ciphersuites\n"); return 1; }
+  if (!strcasecmp(opt.ciphersuites, "default")) nsuites = 0;  // OpenSSL's client default, any of it
+  else if (parse_suites(opt.ciphersuites) != 0 || SSL_CTX_set_ciphersuites(ctx, opt.ciphersuites) != 1) {
+    fprintf(stderr, "loadgen: %s: bad --ciphersuites %s\n", OpenSSL_version(OPENSSL_VERSION), opt.ciphersuites);
+    return 1;
+  }
   SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);  // results are checked after the handshake and counted
   if (opt.ca && SSL_CTX_load_verify_locations(ctx, opt.ca, NULL) != 1) { fprintf(stderr, "loadgen: cannot load %s\n", opt.ca); return 1; }
   SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
