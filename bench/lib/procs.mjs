@@ -106,6 +106,31 @@ export function cpuSeconds(pid) {
   return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14 and 15
 }
 
+/**
+ * CPU use of a process at one moment: whole-process seconds from /proc/PID/stat (live and exited
+ * threads, in 10 ms ticks), and each live thread's nanoseconds from /proc/PID/task/TID/schedstat.
+ */
+export function cpuSnapshot(pid) {
+  const tasks = new Map();
+  for (const tid of fs.readdirSync(`/proc/${pid}/task`))
+    try { tasks.set(tid, Number(fs.readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0])); } catch {}
+  return { ticks: cpuSeconds(pid), tasks };
+}
+
+/**
+ * CPU seconds between two snapshots: to the nanosecond when the same threads lived through both
+ * and their sum agrees with the ticks (threads that came and went in between, like stunnel's, make
+ * it disagree), else from the ticks. A 10 ms tick is 4% of a 0.25 s measurement.
+ */
+export function cpuBetween(a, b) {
+  const ticks = b.ticks - a.ticks;
+  if (a.tasks.size !== b.tasks.size || ![...a.tasks.keys()].every((t) => b.tasks.has(t))) return ticks;
+  let ns = 0;
+  for (const [t, v] of b.tasks) ns += v - a.tasks.get(t);
+  const exact = ns / 1e9;
+  return Math.abs(exact - ticks) <= 0.02 + 0.02 * ticks ? exact : ticks;
+}
+
 export function rssKiB(pid) {
   const m = fs.readFileSync(`/proc/${pid}/status`, 'utf8').match(/VmRSS:\s+(\d+) kB/);
   return Number(m[1]);

@@ -4,5 +4,5 @@ import { cpuRun, figure } from './cpu-run.mjs';
 
 export default async function bulk(peer, hook) {
   const r = await cpuRun(peer, ['--port', peer.port + 1, '--mode', 'bulk', '-c', 4, '-t', P.bulkSeconds], hook);
-  return { value: figure(r, r.bytes / 1e6 / r.cpu), raw: r.mb_per_s, cpu: r.cpu, failures: r.failures, cipher: r.cipher, errors: r.first_errors };
+  return { value: figure(r, r.bytes / 1e6 / r.cpu), raw: r.mb_per_s, cpu: r.cpu, cpuTicks: r.cpuTicks, failures: r.failures, cipher: r.cipher, errors: r.first_errors };
 }

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { CONF, FLEET_PORTS, P, ROOT, log } from '../lib/config.mjs';
 import { loadgen, voids } from '../lib/loadgen.mjs';
 import { startPeer } from '../lib/peers.mjs';
-import { assertPortFree, quiesce, sh, start, stop, waitPort } from '../lib/procs.mjs';
+import { assertPortFree, cpuBetween, cpuSnapshot, quiesce, sh, start, stop, waitPort } from '../lib/procs.mjs';
 import { cell, fmt, med, median } from '../lib/stats.mjs';
 
 export const SECTION_FLEET = 'Fleet: two instances, one ticket-key file';
@@ -48,10 +48,11 @@ export async function fleetRun({ instances, shared, names: nNames = FLEET_NAMES 
     let c0 = [];
     const res = await loadgen(['--port', FLEET_PORTS.lb, '--mode', 'resumed', '--names', nNames, '-c', 32, '-t', P.hsSeconds], async () => {
       c0 = [];
-      for (const m of mfs) c0.push(await quiesce(m.pid));
+      for (const m of mfs) await quiesce(m.pid);
+      for (const m of mfs) c0.push(cpuSnapshot(m.pid));
     });
-    const per = [];
-    for (const [i, m] of mfs.entries()) per.push((await quiesce(m.pid)) - c0[i]);
+    for (const m of mfs) await quiesce(m.pid);
+    const per = mfs.map((m, i) => cpuBetween(c0[i], cpuSnapshot(m.pid)));
     const cpu = per.reduce((a, x) => a + x, 0);
     return {
       value: voids(res) ? NaN : res.ok / cpu, resumedPerCpu: voids(res) ? NaN : res.resumed / cpu, raw: res.rate, cpu, perInstanceCpu: per,

@@ -6,7 +6,7 @@ import { cpuRun, figure } from './cpu-run.mjs';
 
 async function resumedRun(peer, hook, extra) {
   const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', ...extra, '-c', 32, '-t', P.hsSeconds], hook);
-  return { value: figure(r, r.ok / r.cpu), raw: r.rate, cpu: r.cpu, failures: r.failures, cipher: r.cipher, resumedShare: r.ok ? r.resumed / r.ok : 0, errors: r.first_errors };
+  return { value: figure(r, r.ok / r.cpu), raw: r.rate, cpu: r.cpu, cpuTicks: r.cpuTicks, failures: r.failures, cipher: r.cipher, resumedShare: r.ok ? r.resumed / r.ok : 0, errors: r.first_errors };
 }
 
 export const resumed = (peer, hook) => resumedRun(peer, hook, []);

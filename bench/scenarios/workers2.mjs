@@ -74,7 +74,7 @@ export function workers2Section(w, label) {
   out.push(`${label} with \`workers: 2\` started with \`taskset -c 0,1\` (the proxy may run on both cores), against \`workers: 1\` pinned to CPU 0 as in the main table, ` +
     `and \`workers: 1\` with \`taskset -c 0,1\` too. bench/loadgen and the backend stay pinned to CPU 1 as in every scenario, so the second worker shares CPU 1 with the client. ` +
     `Full and resumed handshakes as in the main table (32 concurrent, ${P.hsSeconds} s), per proxy CPU-second (all threads), ` +
-    `${P.reps} repetition(s), the two configs interleaved; ratios paired per repetition: median (min-max, ±).`, '');
+    `${P.reps} repetition(s), the three configs interleaved; ratios paired per repetition: median (min-max, ±).`, '');
   out.push('| config | full hs / CPU-s | resumed hs / CPU-s | raw full hs/s | busiest two threads\' CPU in full (s) | failures |');
   out.push('| --- | --- | --- | --- | --- | --- |');
   for (const c of CONFIGS) {
