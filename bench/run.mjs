@@ -5,6 +5,7 @@
 // their spread). See bench/README.md.
 //
 //   node bench/run.mjs [--quick] [--peers mailfront,haproxy,...] [--scenarios full,resumed,...] [--reps N] [--seconds S]
+//                      [--max-reps N] [--spread-target PCT] [--ciphersuites LIST] [--port-offset N]
 //   node bench/run.mjs --scenarios store      (10,000 certificates: bench/cert-store.mjs)
 //   node bench/run.mjs --scenarios workers2   (workers: 2 against workers: 1 on two cores)
 //   BENCH_QUICK=1 npm run bench               (smoke run, a few minutes)
@@ -21,7 +22,7 @@ import { node24 } from './lib/node24.mjs';
 import { buildId, builds, checkPeers, defaultPeers, startPeer } from './lib/peers.mjs';
 import { ensurePki } from './lib/pki.mjs';
 import { assertPortFree, installExitHandlers, start, stop, stopAll, waitPort } from './lib/procs.mjs';
-import { replaceSection, report } from './lib/report.mjs';
+import { replaceSection, report, wideRatios } from './lib/report.mjs';
 import { fmt } from './lib/stats.mjs';
 import { SECTION_FLEET, fleetBench, fleetSection } from './scenarios/fleet.mjs';
 import { CLASSICAL, HYBRID } from './scenarios/full-hybrid.mjs';
@@ -57,7 +58,12 @@ const describe = (s, r) => (s === 'rtt' ? `p50 ${fmt(r.value, 1)} µs p99 ${fmt(
 
 /** Every repetition: each peer (order rotated) started fresh, every scenario; results[peer][scenario] = runs with .rep. */
 async function repetitions(results, errors) {
-  for (let rep = 0; rep < P.reps && CPU_SCENARIOS.length; rep++) {
+  for (let rep = 0; rep < P.maxReps && CPU_SCENARIOS.length; rep++) {
+    if (rep >= P.reps) {
+      const wide = wideRatios(results, PEERS, P.spreadTarget);
+      if (!wide.length) break;
+      log(`repetition ${rep + 1} (of at most ${P.maxReps}): wider than ±${fmt(P.spreadTarget * 100, 1)}%: ${wide.join(', ')}`);
+    }
     const order = PEERS.map((_, i) => PEERS[(i + rep) % PEERS.length]);
     for (const name of order) {
       let peer;
@@ -67,7 +73,7 @@ async function repetitions(results, errors) {
           if (!applies(s, name)) continue;
           const r = { ...(await perRep[s](peer)), rep };
           ((results[name] ??= {})[s] ??= []).push(r);
-          log(`rep ${rep + 1}/${P.reps} ${name.padEnd(17)} ${s.padEnd(7)} ${describe(s, r)}${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
+          log(`rep ${rep + 1}/${rep < P.reps ? P.reps : P.maxReps} ${name.padEnd(17)} ${s.padEnd(7)} ${describe(s, r)}${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
         }
       } catch (e) {
         errors.push(`rep ${rep + 1} ${name}: ${e.message}`);

@@ -32,12 +32,17 @@ export const { values: args } = parseArgs({
     ciphersuites: { type: 'string', default: process.env.BENCH_CIPHERSUITES ?? 'TLS_AES_256_GCM_SHA384' },
     reps: { type: 'string', default: process.env.BENCH_REPS },
     seconds: { type: 'string', default: process.env.BENCH_SECONDS }, // length of each full/resumed/reuse/bulk run
+    // After --reps, more repetitions (up to --max-reps) while a full/resumed/bulk ratio's ± is above --spread-target %.
+    'max-reps': { type: 'string', default: process.env.BENCH_MAX_REPS },
+    'spread-target': { type: 'string', default: process.env.BENCH_SPREAD_TARGET ?? '5' },
     idle: { type: 'string', default: process.env.BENCH_IDLE },
     out: { type: 'string', default: process.env.BENCH_OUT },
     // Shifts every port of this bench (not cert-store's), to run beside another bench on the same machine.
     'port-offset': { type: 'string', default: process.env.BENCH_PORT_OFFSET ?? '0' },
     // The mailfront peer the workers2 scenario runs (default: mailfront@24 when it is a peer, else mailfront).
     'workers2-peer': { type: 'string', default: process.env.BENCH_WORKERS2_PEER },
+    // workers2 also runs workers: 1 allowed on both CPUs (floating), beside workers: 1 on CPU 0 and workers: 2.
+    'workers2-floating': { type: 'boolean', default: process.env.BENCH_WORKERS2_FLOATING === '1' },
     // Folder with prebuilt peers (haproxy-3.4-awslc); default ../shared/peers beside the checkout.
     'peers-dir': { type: 'string', default: process.env.BENCH_PEERS_DIR },
     profile: { type: 'string' }, // PEER[:scenario],...: perf record -g the peer during one run -> work/perf-PEER-SCENARIO.txt
@@ -56,9 +61,11 @@ args['peers-dir'] ??= path.resolve(ROOT, '..', 'shared', 'peers');
  * Five repetitions: the min-max of five per-repetition ratios is a 94% confidence interval for
  * their median, whatever their distribution (1 - 2/2^5).
  */
-const seconds = Number(args.seconds ?? (QUICK ? 2 : 5));
+const seconds = Number(args.seconds ?? (QUICK ? 2 : 4));
 export const P = {
   reps: Number(args.reps ?? (QUICK ? 1 : 5)),
+  maxReps: Number(args['max-reps'] ?? args.reps ?? (QUICK ? 1 : 8)),
+  spreadTarget: Number(args['spread-target']) / 100,
   hsSeconds: seconds,
   bulkSeconds: seconds,
   rttCount: QUICK ? 1000 : 3000,
@@ -69,7 +76,9 @@ export const P = {
   // Fleet and certificate store have their own sections and are not ratios of peers: 3 repetitions.
   ownReps: Number(args.reps ?? (QUICK ? 1 : 3)),
 };
-if (!(P.reps >= 1 && P.hsSeconds > 0)) throw new Error(`--reps ${args.reps} / --seconds ${args.seconds}: a positive number is needed`);
+if (!(P.reps >= 1 && P.hsSeconds > 0 && P.maxReps >= 1 && P.spreadTarget > 0))
+  throw new Error(`--reps ${args.reps} / --seconds ${args.seconds} / --max-reps ${args['max-reps']} / --spread-target ${args['spread-target']}: a positive number is needed`);
+P.maxReps = Math.max(P.maxReps, P.reps);
 
 // Ports: backend echo / discard; each peer listens on base (echo) and base+1 (discard).
 const OFFSET = Number(args['port-offset']);
