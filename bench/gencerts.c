@@ -1,6 +1,6 @@
 // Certificate generator for the certificate-store benchmark: a throwaway root + intermediate
 // (ECDSA P-256) and N leaves, each with its own P-256 key and one distinct name, written as a
-// certbot-shaped tree (like src/pki.ts makeLetsEncryptTree, but ~0.1 ms per leaf instead of
+// certbot-shaped tree (like test/helpers/pki.ts makeLetsEncryptTree, but ~0.1 ms per leaf instead of
 // ~60 ms with the openssl CLI):
 //
 //   gencerts --out DIR --count N [--fmt "mail.s%05d.store.test"]

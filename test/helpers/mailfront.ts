@@ -39,6 +39,7 @@ export async function freePorts(n: number): Promise<number[]> {
     let port = bottom + Math.floor(Math.random() * (top - bottom));
     for (let tried = 0; held.length < n && tried < top - bottom; tried++, port = port >= top ? bottom : port + 1) {
       if (port >= 21_100 && port < 21_200) continue; // the Cyrus test servers' blocks (test/helpers/cyrus.ts)
+      if (port >= 24_000 && port < 25_000) continue; // bench/run.mjs's peers and cert-store.mjs
       const s = await listenOn(port);
       if (s) held.push(s);
     }
