@@ -59,6 +59,16 @@ struct Buf {
     data = nullptr;
     off = len = 0;
   }
+  // Bytes [at, at + count) of the data become the <n> bytes at <p>, the rest
+  // moving up behind them. Only shrinks: n <= count, at + count <= len, and <p>
+  // lies outside the buffer (the greeting and capability filters of conn_relay.cc).
+  void replace(uint32_t at, uint32_t count, const char* p, uint32_t n) {
+    if (count == 0) return;
+    char* h = head() + at;
+    memmove(h + n, h + count, len - at - count);
+    memcpy(h, p, n);
+    len -= count - n;
+  }
   bool append(const char* p, uint32_t n, BufferPool& pool) {
     if (n > room()) return false;
     char* t = tail(pool);

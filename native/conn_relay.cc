@@ -7,10 +7,10 @@
 #include <cstring>
 
 #include "admission.h"
+#include "backend_greeting.h"
 #include "client_net.h"
 #include "conn.h"
 #include "engine.h"
-#include "greeting.h"
 
 namespace mf {
 
@@ -45,10 +45,7 @@ bool Conn::filter_backend_greeting() {
   }
   std::string kept = strip_sieve_starttls(data, complete);
   if (!complete) return false;
-  b2c_.len = 0;
-  b2c_.off = 0;
-  memcpy(b2c_.data, kept.data(), kept.size());
-  b2c_.len = uint32_t(kept.size());
+  b2c_.replace(0, b2c_.len, kept.data(), uint32_t(kept.size()));
   greeting_ = Greeting::None;
   return true;
 }
@@ -59,13 +56,11 @@ bool Conn::filter_backend_greeting() {
 // Whole lines only: a line still arriving waits in b2c_ behind b2c_ready_.
 void Conn::filter_capabilities() {
   if (b2c_.len > b2c_ready_) {
-    char* fresh = b2c_.head() + b2c_ready_;
-    size_t len = b2c_.len - b2c_ready_, consumed = 0;
-    std::string kept = strip_starttls_lines(family(policy().proto), std::string_view(fresh, len), consumed);
-    size_t rest = len - consumed;  // kept.size() <= consumed: the buffer never grows
-    memmove(fresh + kept.size(), fresh + consumed, rest);
-    memcpy(fresh, kept.data(), kept.size());
-    b2c_.len = b2c_ready_ + uint32_t(kept.size() + rest);
+    const char* fresh = b2c_.head() + b2c_ready_;
+    size_t consumed = 0;
+    std::string kept = strip_starttls_lines(family(policy().proto), std::string_view(fresh, b2c_.len - b2c_ready_), consumed);
+    // kept.size() <= consumed: the buffer never grows.
+    b2c_.replace(b2c_ready_, uint32_t(consumed), kept.data(), uint32_t(kept.size()));
     b2c_ready_ += uint32_t(kept.size());
   }
   // A line that never ends, or the backend's last words, pass as they are.

@@ -27,7 +27,7 @@ fi
 # Sources each target links (pure: no Node, no OpenSSL calls, no sockets).
 declare -A SOURCES=(
   [dialog]="native/dialog.cc"
-  [greeting]="native/greeting.cc"
+  [greeting]="native/backend_greeting.cc"
   [proxy_header]="native/proxy_header.cc native/proxy_parse.cc native/crc32c.cc native/net.cc"
   [proxy_parse]="native/proxy_parse.cc native/crc32c.cc"
   [addr]="native/net.cc"

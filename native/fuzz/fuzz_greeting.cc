@@ -1,4 +1,4 @@
-// The backend greeting after STARTTLS (native/greeting.h): IMAP/POP3 swallow,
+// The backend greeting after STARTTLS (native/backend_greeting.h): IMAP/POP3 swallow,
 // ManageSieve STARTTLS strip. The input is what the backend sent (at most one
 // 16 KiB relay buffer in conn_relay.cc: run with -max_len=16384).
 //
@@ -17,13 +17,16 @@
 //    protocol family: never longer than what it consumed, consumes exactly
 //    through the last LF, the same result whatever the read split, idempotent,
 //    lines that offer nothing like STARTTLS unchanged, only POP3 "STLS" and
-//    ManageSieve "STARTTLS" lines dropped; starts_authentication never crashes.
+//    ManageSieve "STARTTLS" lines dropped; starts_authentication never crashes;
+//  - Buf::replace, as the relay applies both filters, leaves in the buffer the
+//    bytes before, the filtered lines, then the rest unchanged.
 #include <cctype>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
-#include "../greeting.h"
+#include "../backend_greeting.h"
+#include "../buffer.h"
 #include "check.h"
 
 namespace {
@@ -63,12 +66,28 @@ bool contains_ci(std::string_view s, std::string_view upper) {
   return false;
 }
 
+// <in> in a relay buffer behind <ahead> bytes, then bytes [ahead, ahead + count)
+// replaced by <with>: what remains must be the bytes before, <with>, the rest.
+void check_buffer_replace(std::string_view in, size_t ahead, size_t count, const std::string& with) {
+  if (ahead + in.size() > mf::kChunk) return;
+  mf::BufferPool pool;
+  mf::Buf b;
+  std::string before(ahead, 'a');
+  b.append(before.data(), uint32_t(ahead), pool);
+  b.append(in.data(), uint32_t(in.size()), pool);
+  b.replace(uint32_t(ahead), uint32_t(count), with.data(), uint32_t(with.size()));
+  std::string want = before + with + std::string(in.substr(count));
+  FUZZ_CHECK(std::string_view(b.head(), b.len) == want, "Buf::replace: %u bytes left, %zu expected", b.len, want.size());
+  b.release(pool);
+}
+
 void check_capability_filter(mf::ProtoFamily family, std::string_view in) {
   size_t consumed = 0;
   std::string out = mf::strip_starttls_lines(family, in, consumed);
   size_t last_nl = in.rfind('\n');
   FUZZ_CHECK(consumed == (last_nl == std::string_view::npos ? 0 : last_nl + 1), "caps: consumed %zu", consumed);
   FUZZ_CHECK(out.size() <= consumed, "caps: output grew %zu > %zu", out.size(), consumed);
+  check_buffer_replace(in, in.empty() ? 0 : size_t(uint8_t(in[0])) % 64, consumed, out);
   size_t again_consumed = 0;
   FUZZ_CHECK(mf::strip_starttls_lines(family, out, again_consumed) == out, "caps: not idempotent");
   // Read split: the lines of a prefix, then those of the rest with the carried partial line.
@@ -124,6 +143,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   FUZZ_CHECK(out == ref, "strip: output differs from the reference");
   FUZZ_CHECK(out.size() <= in.size(), "strip: output grew %zu > %zu", out.size(), in.size());
+  check_buffer_replace(in, 0, in.size(), out);
 
   // Walk input and output together: each input line up to the final one is
   // either copied or a STARTTLS line; the rest is copied verbatim.

@@ -1,4 +1,4 @@
-#include "greeting.h"
+#include "backend_greeting.h"
 
 #include <cctype>
 
