@@ -59,7 +59,7 @@ void Conn::start() {
     // Only a listed balancer may name the client; anyone else is refused unread.
     if (!cidr_match(policy().trusted_proxies, peer_)) {
       ListenerCounters::bump(w_.counters[size_t(listener_)].proxy_refused);
-      return close("proxy_header_refused", format_addr(peer_) + " is not in trusted_proxies");
+      return close(CloseReason::ProxyHeaderRefused, format_addr(peer_) + " is not in trusted_proxies");
     }
     state_ = State::ProxyHeader;
     set_deadline(w_.now + snap_->timeouts.handshake_ms);
@@ -135,30 +135,30 @@ void Conn::step_proxy_header() {
     ssize_t n = ::recv(cfd_, buf, sizeof buf, MSG_PEEK);
     if (n == 0) {
       ListenerCounters::bump(ctr.proxy_malformed);
-      return close("proxy_header_malformed", "connection closed before the end of the PROXY header");
+      return close(CloseReason::ProxyHeaderMalformed, "connection closed before the end of the PROXY header");
     }
     if (n < 0) {
       if (errno == EAGAIN) { c_readable_ = false; return; }
       if (errno == EINTR) continue;
-      return close("client_error", strerror(errno));
+      return close(CloseReason::ClientError, strerror(errno));
     }
     ProxyParse p = parse_proxy_header(std::string_view(buf, size_t(n)));
     if (p.status == ProxyParse::Status::Malformed) {
       ListenerCounters::bump(ctr.proxy_malformed);
-      return close("proxy_header_malformed", p.why);
+      return close(CloseReason::ProxyHeaderMalformed, p.why);
     }
     if (p.status == ProxyParse::Status::NeedMore) {
       // Edge-triggered: the next segment wakes us again even though these bytes stay queued.
       if (size_t(n) >= sizeof buf) {
         ListenerCounters::bump(ctr.proxy_malformed);
-        return close("proxy_header_malformed", "header longer than 536 bytes");
+        return close(CloseReason::ProxyHeaderMalformed, "header longer than 536 bytes");
       }
       c_readable_ = false;
       return;
     }
     // The header is all there: take exactly its bytes (a short read of peeked bytes cannot happen).
     ssize_t r = ::recv(cfd_, buf, p.length, 0);
-    if (r != ssize_t(p.length)) return close("client_error", r < 0 ? strerror(errno) : "short read of a peeked PROXY header");
+    if (r != ssize_t(p.length)) return close(CloseReason::ClientError, r < 0 ? strerror(errno) : "short read of a peeked PROXY header");
     if (!p.local) {
       peer_ = p.src;
       proxied_local_ = p.dst;
@@ -169,12 +169,12 @@ void Conn::step_proxy_header() {
     Admission a = admit_client(w_.engine.clients, w_.engine.guard, client_key_, exempt_, w_.now, snap_->limits);
     if (a == Admission::PerClient) {
       ListenerCounters::bump(ctr.rejected_per_client);
-      return close("per_client_limit", format_addr(peer_) + " holds limits.per_client connections");
+      return close(CloseReason::PerClientLimit, format_addr(peer_) + " holds limits.per_client connections");
     }
     if (a != Admission::Ok) {
       ListenerCounters::bump(a == Admission::Banned ? ctr.rejected_banned : ctr.rejected_rate);
       say_goodbye(refusal_line(policy().proto, a));
-      return close(a == Admission::Banned ? "banned" : "rate_limited", format_network(client_key_));
+      return close(a == Admission::Banned ? CloseReason::Banned : CloseReason::RateLimited, format_network(client_key_));
     }
     client_held_ = !exempt_;
     // Bytes after the header may be queued already: the next state reads without waiting for an edge.
@@ -195,10 +195,10 @@ void Conn::step_pretls() {
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
         if (errno == EAGAIN) c_writable_ = false;
       } else {
-        return close("client_error", strerror(errno));
+        return close(CloseReason::ClientError, strerror(errno));
       }
     }
-    if (plain_out_.empty() && after_flush_ == PreTlsDialog::Next::Close) return close("pretls_closed");
+    if (plain_out_.empty() && after_flush_ == PreTlsDialog::Next::Close) return close(CloseReason::PretlsClosed);
     if (plain_out_.empty() && after_flush_ == PreTlsDialog::Next::StartTls) {
       // Whatever the client pipelined after STARTTLS was discarded by the dialog
       // and is never read as plaintext again (CVE-2011-0411).
@@ -209,14 +209,14 @@ void Conn::step_pretls() {
     if (!c_readable_ || plain_out_.size() > kMaxPlainOut) return;
     char buf[4096];
     ssize_t n = ::recv(cfd_, buf, sizeof buf, 0);
-    if (n == 0) return close("pretls_closed", "client closed before STARTTLS");
+    if (n == 0) return close(CloseReason::PretlsClosed, "client closed before STARTTLS");
     if (n < 0) {
       if (errno == EAGAIN) { c_readable_ = false; return; }
       if (errno == EINTR) continue;
-      return close("client_error", strerror(errno));
+      return close(CloseReason::ClientError, strerror(errno));
     }
     after_flush_ = dialog_->feed(std::string_view(buf, size_t(n)), plain_out_);
-    if (plain_out_.size() > kMaxPlainOutHard) return close("pretls_flood", "client sends commands faster than it reads the replies");
+    if (plain_out_.size() > kMaxPlainOutHard) return close(CloseReason::PretlsFlood, "client sends commands faster than it reads the replies");
   }
 }
 
@@ -224,7 +224,7 @@ bool Conn::begin_tls() {
   SSL_CTX* initial = snap_->contexts[size_t(snap_->default_ctx)].get();
   ssl_ = SSL_new(initial);
   if (!ssl_ || SSL_set_fd(ssl_, cfd_) != 1 || !bind_session_context(ssl_, policy().proto)) {
-    close("internal_error", take_ssl_error());
+    close(CloseReason::InternalError, take_ssl_error());
     return false;
   }
   SSL_set_app_data(ssl_, this);
@@ -242,22 +242,22 @@ void Conn::on_deadline() {
   switch (state_) {
     case State::PreTls:
       if (dialog_) say_goodbye(dialog_->timeout_goodbye());
-      return close("pretls_timeout");
+      return close(CloseReason::PretlsTimeout);
     case State::ProxyHeader:
       ListenerCounters::bump(w_.counters[size_t(listener_)].proxy_malformed);
-      return close("proxy_header_timeout", "no complete PROXY header within timeouts.handshake");
+      return close(CloseReason::ProxyHeaderTimeout, "no complete PROXY header within timeouts.handshake");
     case State::Handshake:
       ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
-      return close("handshake_timeout");
+      return close(CloseReason::HandshakeTimeout);
     case State::Connecting:
       server_failed("connect timed out");
       advance();
       return;
     case State::Relaying:
       // The backend is gone and the client did not close in time: nothing to say.
-      if (fin_deadline_ms_ && w_.now >= fin_deadline_ms_) return close(first_eof_);
+      if (fin_deadline_ms_ && w_.now >= fin_deadline_ms_) return close(first_eof_.value_or(CloseReason::BackendClosed));
       say_goodbye(goodbye(policy().proto, "", "Autologout; idle for too long"));
-      return close("idle_timeout");
+      return close(CloseReason::IdleTimeout);
     case State::Closed: return;
   }
 }
@@ -266,7 +266,7 @@ void Conn::shutdown_now() {
   if (state_ == State::Closed) return;
   if (state_ == State::PreTls || state_ == State::Relaying)
     say_goodbye(mf::shutdown_goodbye(policy().proto));
-  close("shutdown");
+  close(CloseReason::Shutdown);
 }
 
 // The one teardown: a close_notify where TLS is up, the record for JS, the

@@ -7,10 +7,12 @@
 #include <openssl/ssl.h>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "buffer.h"
+#include "close_reason.h"
 #include "dialog.h"
 #include "events.h"
 #include "login.h"
@@ -87,7 +89,7 @@ class Conn {
   void say_goodbye(const std::string& text);
   void client_failed();
   void flush_counters();
-  void close(const char* reason, std::string detail = {});
+  void close(CloseReason reason, std::string detail = {});
   void fill_record(ConnRecord& r) const;
   // Login watching (conn_login.cc): outcomes, bans, then the watcher goes.
   void watch_logins(bool from_client, const char* data, size_t n);
@@ -141,7 +143,7 @@ class Conn {
   size_t server_ = 0, attempts_ = 0, first_server_ = 0;
   std::string sni_, backend_local_;
   int64_t deadline_ms_ = 0, last_activity_ms_ = 0, fin_deadline_ms_ = 0;
-  const char* first_eof_ = nullptr;  // "client_closed" or "backend_closed": who ended it
+  std::optional<CloseReason> first_eof_;  // ClientClosed or BackendClosed: who ended it
   int64_t t_accept_us_, t_handshake_us_ = 0, t_connect_start_us_ = 0, t_connected_us_ = 0;
   uint64_t bytes_in_ = 0, bytes_out_ = 0;
   uint64_t counted_in_ = 0, counted_out_ = 0;  // already added to the listener counters

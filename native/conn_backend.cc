@@ -122,7 +122,7 @@ void Conn::connect_next() {
         // Out of descriptors is our trouble, not the backend's: say so, and do
         // not mark the server down or count a backend failure.
         say_goodbye(mf::backend_unavailable(policy().proto));
-        return close("fd_exhausted", "no file descriptor for the backend connection: " + connect_error_);
+        return close(CloseReason::FdExhausted, "no file descriptor for the backend connection: " + connect_error_);
       }
     }
   }
@@ -203,7 +203,7 @@ void Conn::backend_unavailable(const std::string& why) {
   ListenerCounters::bump(w_.counters[size_t(listener_)].backend_failures);
   drop_backend();
   say_goodbye(mf::backend_unavailable(policy().proto));
-  close("backend_unavailable", why);
+  close(CloseReason::BackendUnavailable, why);
 }
 
 // After STARTTLS the backend greets a client that already had our greeting.

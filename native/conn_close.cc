@@ -18,8 +18,8 @@ namespace mf {
 void Conn::client_failed() {
   std::string d = take_ssl_error();
   if (d.empty()) d = errno ? strerror(errno) : "connection reset";
-  if (backend_eof_ || client_eof_) return close(first_eof_ ? first_eof_ : backend_eof_ ? "backend_closed" : "client_closed", "then the client: " + d);
-  close("client_error", d);
+  if (backend_eof_ || client_eof_) return close(first_eof_.value_or(backend_eof_ ? CloseReason::BackendClosed : CloseReason::ClientClosed), "then the client: " + d);
+  close(CloseReason::ClientError, d);
 }
 
 // Relayed bytes not yet added to the listener's counters (also on an error path
@@ -53,7 +53,7 @@ void Conn::say_goodbye(const std::string& text) {
   ERR_clear_error();
 }
 
-void Conn::close(const char* reason, std::string detail) {
+void Conn::close(CloseReason reason, std::string detail) {
   if (state_ == State::Closed) return;
   state_ = State::Closed;
   if (ssl_ && handshake_done_ && !tls_shut_) {
@@ -72,7 +72,7 @@ void Conn::close(const char* reason, std::string detail) {
   Event ev;
   fill_record(ev.record);
   ConnRecord& r = ev.record;
-  r.reason = reason;
+  r.reason = close_reason_name(reason);
   r.detail = std::move(detail);
   w_.emit(std::move(ev));
   login_.reset();

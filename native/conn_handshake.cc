@@ -114,10 +114,10 @@ void Conn::step_handshake() {
   ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
   std::string detail = take_ssl_error();
   if (detail.empty()) detail = err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed during handshake";
-  if (sni_rejected_) return close("sni_rejected", "unknown server name");
-  if (sni_changed_) return close("sni_changed", "the ClientHello after a HelloRetryRequest names another server");
-  if (alpn_rejected_) return close("alpn_rejected", "client offered no ALPN id of this listener");
-  close("handshake_failed", detail);
+  if (sni_rejected_) return close(CloseReason::SniRejected, "unknown server name");
+  if (sni_changed_) return close(CloseReason::SniChanged, "the ClientHello after a HelloRetryRequest names another server");
+  if (alpn_rejected_) return close(CloseReason::AlpnRejected, "client offered no ALPN id of this listener");
+  close(CloseReason::HandshakeFailed, detail);
 }
 
 // ---- OpenSSL callbacks: find the Conn through the SSL's app data ----

@@ -128,8 +128,8 @@ void Conn::step_relay() {
         b_writable_ = false;
       } else if (!(n < 0 && errno == EINTR)) {
         // After the backend's FIN, a refused write only means it is gone for good.
-        if (backend_eof_) return close("backend_closed");
-        return close("backend_error", strerror(errno));
+        if (backend_eof_) return close(CloseReason::BackendClosed);
+        return close(CloseReason::BackendError, strerror(errno));
       }
     }
     if (client_eof_ && c2b_.empty() && !backend_shut_ && bfd_ >= 0) {
@@ -151,14 +151,14 @@ void Conn::step_relay() {
       } else if (errno == EAGAIN) {
         b_readable_ = false;
       } else if (errno != EINTR) {
-        return close("backend_error", strerror(errno));
+        return close(CloseReason::BackendError, strerror(errno));
       }
       if (b2c_.empty()) b2c_.release(w_.pool);
     }
     if (greeting_ != Greeting::None) {
       if (!filter_backend_greeting()) {
-        if (backend_eof_) return close("backend_closed", "backend closed before its greeting");
-        if (b2c_.len >= kMaxGreeting) return close("backend_error", "backend greeting too long");
+        if (backend_eof_) return close(CloseReason::BackendClosed, "backend closed before its greeting");
+        if (b2c_.len >= kMaxGreeting) return close(CloseReason::BackendError, "backend greeting too long");
         continue;
       }
       progress = true;
@@ -188,9 +188,9 @@ void Conn::step_relay() {
   }
   if (banned_close_ && b2c_.empty()) {
     say_goodbye(refusal_text(policy().proto, Admission::Banned));
-    return close("banned", format_network(client_key_));
+    return close(CloseReason::Banned, format_network(client_key_));
   }
-  if (!first_eof_ && (client_eof_ || backend_eof_)) first_eof_ = client_eof_ ? "client_closed" : "backend_closed";
+  if (!first_eof_ && (client_eof_ || backend_eof_)) first_eof_ = client_eof_ ? CloseReason::ClientClosed : CloseReason::BackendClosed;
   // The backend's FIN becomes a close_notify once all it sent is out. The client
   // may still finish what it was sending (half-close), for a short while.
   if (backend_eof_ && b2c_.empty() && !tls_shut_) {
@@ -201,7 +201,7 @@ void Conn::step_relay() {
     fin_deadline_ms_ = w_.now + std::min<int64_t>(kFinLingerMs, snap_->timeouts.idle_ms);
     w_.wheel.insert(&timer, deadline());
   }
-  if (backend_eof_ && b2c_.empty() && client_eof_ && c2b_.empty()) return close(first_eof_);
+  if (backend_eof_ && b2c_.empty() && client_eof_ && c2b_.empty()) return close(*first_eof_);
 }
 
 }  // namespace mf

@@ -3,7 +3,7 @@
 // pretty printing, no transport threads, and one JSON object per line.
 import { pino, stdTimeFunctions, type DestinationStream, type Level, type Logger } from 'pino';
 import { DEFAULT_THROTTLE, LogThrottle } from './log-throttle.js';
-import type { ConnectionRecord, LoginRecord, NativeEvent } from './native.js';
+import { loadAddon, type ConnectionRecord, type LoginRecord, type NativeEvent } from './native.js';
 
 export type { Logger } from 'pino';
 export type LogLevel = Level | 'silent';
@@ -70,21 +70,16 @@ export function child(logger: Logger, component: string): Logger {
   return logger.child({ component });
 }
 
+let ordinaryReasons: ReadonlySet<string> | undefined;
 /**
- * Close reasons of connections that ended the way connections end. Anything
- * else (handshake_failed, backend_unavailable, a reason added later) is logged
- * at warn, so a new failure mode shows up without a change here.
+ * Close reasons of connections that ended the way connections end, from the
+ * data plane's table (native/close_reason.h). Anything else (handshake_failed,
+ * backend_unavailable, ...) is logged at warn.
  */
-export const normalCloseReasons: ReadonlySet<string> = new Set([
-  'client_closed',
-  'backend_closed',
-  'client_logout',
-  // A STARTTLS client that said LOGOUT/QUIT, or left, before STARTTLS (probes, capability checks).
-  'pretls_closed',
-  'idle_timeout',
-  'drained',
-  'shutdown',
-]);
+export function ordinaryCloseReasons(): ReadonlySet<string> {
+  ordinaryReasons ??= new Set(loadAddon().closeReasons.filter((r) => r.ordinary).map((r) => r.name));
+  return ordinaryReasons;
+}
 
 export interface ConnectionLogFields {
   listener: string;
@@ -154,7 +149,7 @@ export function connectionLogLine(record: ConnectionRecord, privacy: LogPrivacy 
   };
   if (record.detail !== '') fields.detail = record.detail;
   if (privacy.usernames && record.user !== '') fields.user = record.user;
-  return { level: normalCloseReasons.has(record.reason) ? 'info' : 'warn', fields, msg: 'connection closed' };
+  return { level: ordinaryCloseReasons().has(record.reason) ? 'info' : 'warn', fields, msg: 'connection closed' };
 }
 
 export function logConnection(logger: Logger, record: ConnectionRecord, privacy?: LogPrivacy): void {

@@ -167,9 +167,8 @@ export interface ConnectionRecord {
   connectMs: number;
   durationMs: number;
   /**
-   * Why it ended: "client_closed", "backend_closed", "handshake_failed", "backend_unavailable", "idle_timeout", ...
-   * accept_proxy listeners add "proxy_header_refused" (sender not trusted), "proxy_header_malformed",
-   * "proxy_header_timeout" and "per_client_limit" (the client the header named holds limits.per_client).
+   * Why it ended: one name of the addon's closeReasons (native/close_reason.h): "client_closed",
+   * "backend_closed", "handshake_failed", "backend_unavailable", "idle_timeout", ...
    */
   reason: string;
   /** Detail for failures (OpenSSL error text, errno text); never key material. */
@@ -314,6 +313,8 @@ interface AddonModule {
   findContext(index: { exact: Record<string, number>; wildcard: Record<string, number> }, name: string): { context: number; match: 'exact' | 'wildcard' } | null;
   /** The PROXY header of mailfront's own connections to a pool (health checks, probes): v1 UNKNOWN or v2 LOCAL; null for off. */
   localProxyHeader(version: NativeBackend['proxyProtocol']): Buffer | null;
+  /** Every reason a connection record can carry (native/close_reason.h); ordinary: how connections end. */
+  closeReasons: readonly CloseReasonInfo[];
   /** Tests: the PROXY header reader on one buffer. */
   testProxyParse(data: Buffer): ProxyParseResult;
   /** Tests: the PROXY header writer for "ip:port" addresses (tls: what v2-ssl carries). */
@@ -336,6 +337,13 @@ export type NativeAddress =
 export type NativeAddressError =
   | 'missing-bracket' | 'no-port-after-bracket' | 'not-ipv6' | 'no-port' | 'unbracketed-ipv6' | 'no-host'
   | 'not-ip' | 'bad-port' | 'port-range' | 'unix-too-long' | 'unix-nul';
+
+/** One close reason of the data plane's table (native/close_reason.h). */
+export interface CloseReasonInfo {
+  name: string;
+  /** The way connections end (logged at info), not a failure or refusal (warn). */
+  ordinary: boolean;
+}
 
 /** A TLS 1.2 cipher string as OpenSSL expands it (TLS 1.3 suites are not in it). */
 export interface CipherList {

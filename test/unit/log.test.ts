@@ -150,7 +150,10 @@ describe('connection lines', () => {
     ['handshake_failed', 'warn'],
     ['backend_unavailable', 'warn'],
     ['handshake_timeout', 'warn'],
-    ['limit_per_client', 'warn'],
+    ['per_client_limit', 'warn'],
+    // Named by an older hand-kept list, never emitted by the data plane.
+    ['client_logout', 'warn'],
+    ['drained', 'warn'],
     ['some_new_reason', 'warn'],
   ])('reason %s logs at %s', (reason, level) => {
     expect(connectionLogLine(record({ reason })).level).toBe(level);
