@@ -28,7 +28,6 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("sdNotify", Napi::Function::New(env, sd_notify));
   export_rules(env, exports);
   exports.Set("closeReasons", close_reason_table(env));
-  export_test_functions(env, exports);
   return exports;
 }
 

@@ -1,4 +1,6 @@
 // The pieces of the addon's JS interface, put together by Init (addon.cc).
+// The functions for the tests are another addon (test_exports.cc, target
+// mailfront_testing in binding.gyp), never shipped.
 #pragma once
 #include <napi.h>
 
@@ -12,7 +14,5 @@ void export_library_queries(Napi::Env env, Napi::Object exports);
 Napi::Value sd_notify(const Napi::CallbackInfo& info);
 // rules.cc: normalizeHostName, parseAddress, parseCidr, findContext (the rules the control plane shares).
 void export_rules(Napi::Env env, Napi::Object exports);
-// test_exports.cc: testDialog, testLogin, ... for the table tests.
-void export_test_functions(Napi::Env env, Napi::Object exports);
 
 }  // namespace mf

@@ -1,11 +1,13 @@
-// Functions for the table tests of the pure parts (dialog, login parser, client
-// networks, PROXY header, CRC32C, CIDR match).
+// mailfront_testing.node, an addon for the tests only (binding.gyp: built into
+// build/Release/testing/, not shipped by scripts/prebuild.sh; loaded by
+// test/helpers/testing-addon.ts): functions for the table tests of the data
+// plane's pure parts (dialog, login parser, client networks, PROXY header,
+// CRC32C, CIDR match), linked from the same objects as the production addon.
 #include <napi.h>
 
 #include <string>
 #include <vector>
 
-#include "addon.h"
 #include "client_net.h"
 #include "crc32c.h"
 #include "dialog.h"
@@ -173,9 +175,7 @@ Napi::Value TestCidrMatch(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, addr && cidr_match(nets, *addr));
 }
 
-}  // namespace
-
-void export_test_functions(Napi::Env env, Napi::Object exports) {
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testDialog", Napi::Function::New(env, TestDialog));
   exports.Set("testProxyParse", Napi::Function::New(env, TestProxyParse));
   exports.Set("testCidrMatch", Napi::Function::New(env, TestCidrMatch));
@@ -183,6 +183,13 @@ void export_test_functions(Napi::Env env, Napi::Object exports) {
   exports.Set("testCrc32c", Napi::Function::New(env, TestCrc32c));
   exports.Set("testLogin", Napi::Function::New(env, TestLogin));
   exports.Set("testClientNetwork", Napi::Function::New(env, TestClientNetwork));
+  return exports;
 }
 
+}  // namespace
+
 }  // namespace mf
+
+Napi::Object InitTesting(Napi::Env env, Napi::Object exports) { return mf::Init(env, exports); }
+
+NODE_API_MODULE(mailfront_testing, InitTesting)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the addon with AddressSanitizer + UndefinedBehaviorSanitizer (clang) into
-# tmp/asan/mailfront.node (build/Release/ is left alone) and runs the native test
+# tmp/asan/mailfront.node, and the tests' addon into tmp/asan/mailfront_testing.so
+# (build/Release/ is left alone), and runs the native test
 # suite against it (MAILFRONT_ADDON, read by src/native.ts) with the ASan runtime
 # preloaded into node and leak detection on.
 #
@@ -30,10 +31,12 @@ SYMBOLIZER=$(dirname "$(readlink -f "$CLANGXX")")/llvm-symbolizer
 NODE_INC=$(node -p "require('path').resolve(process.execPath, '../../include/node')")
 [ -f "$NODE_INC/node_api.h" ] || NODE_INC=/usr/include/node
 NAPI_INC=$(node -p "require('node-addon-api').include_dir")
-# The same sources, defines and language as binding.gyp.
+# The same sources, defines and language as binding.gyp: every target's sources
+# (the static library, the addon's init, the tests' addon), compiled once.
 mapfile -t SOURCES < <(node -e "
   const g = JSON.parse(require('fs').readFileSync('binding.gyp', 'utf8'));
-  for (const s of g.targets[0].sources) console.log(s);")
+  const targets = [...g.targets, ...g.conditions.flatMap((c) => c[1].targets ?? [])];
+  for (const t of targets) for (const s of t.sources) console.log(s);")
 DEFINES=(-DNAPI_VERSION=8 -DNAPI_DISABLE_CPP_EXCEPTIONS -DOPENSSL_API_COMPAT=30000 -DBUILDING_NODE_EXTENSION)
 
 
@@ -136,7 +139,7 @@ fi
 
 mkdir -p "$OUT/obj" "$OUT/logs"
 rm -f "$OUT"/logs/*
-echo "== building $OUT/mailfront.node with -fsanitize=address,undefined (${#SOURCES[@]} sources)"
+echo "== building $OUT/mailfront.node and mailfront_testing.so with -fsanitize=address,undefined (${#SOURCES[@]} sources)"
 t0=$(date +%s)
 objs=()
 pids=()
@@ -153,7 +156,15 @@ done
 for p in "${pids[@]}"; do wait "$p"; done
 # -shared-libasan: the runtime comes from the preloaded libclang_rt.asan; the
 # node binary provides the N-API and OpenSSL symbols at load time.
-"$CLANGXX" -shared -fsanitize=address,undefined -shared-libasan -o "$OUT/mailfront.node" "${objs[@]}"
+# The production addon without the tests' functions; the tests' addon (found by
+# test/helpers/testing-addon.ts beside MAILFRONT_ADDON) without the production init.
+main_objs=() testing_objs=()
+for o in "${objs[@]}"; do
+  [ "$(basename "$o")" = test_exports.o ] || main_objs+=("$o")
+  [ "$(basename "$o")" = addon.o ] || testing_objs+=("$o")
+done
+"$CLANGXX" -shared -fsanitize=address,undefined -shared-libasan -o "$OUT/mailfront.node" "${main_objs[@]}"
+"$CLANGXX" -shared -fsanitize=address,undefined -shared-libasan -o "$OUT/mailfront_testing.so" "${testing_objs[@]}"
 echo "   built in $(( $(date +%s) - t0 ))s"
 
 ARGS=("$@")

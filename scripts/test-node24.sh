@@ -14,7 +14,8 @@ runtime=$(bash scripts/node-runtime.sh "$major")
 node="$runtime/bin/node"
 export PATH="$runtime/bin:$PATH"   # children started as `node` run on it too
 [ -d node_modules ] || npm ci
-[ -f build/Release/mailfront.node ] || npx node-gyp rebuild -j 2
+# Both addons: the production one and the tests' (mailfront_testing.so, binding.gyp).
+[ -f build/Release/mailfront.node ] && [ -f build/Release/mailfront_testing.so ] || npx node-gyp rebuild -j 2
 npx tsc -p tsconfig.json
 echo "== Node $("$node" -v) with OpenSSL $("$node" -p process.versions.openssl): the shipped addon" >&2
 suites=("$@")
@@ -29,4 +30,5 @@ cp -r binding.gyp native "$src/"
 ln -s "$PWD/node_modules" "$src/node_modules"
 echo "== building the addon against Node $("$node" -v)'s headers ($runtime/include/node)" >&2
 (cd "$src" && "$node" "$OLDPWD/node_modules/node-gyp/bin/node-gyp.js" rebuild -j 2 --loglevel=warn --nodedir="$runtime" >/dev/null)
+# The tests' own addon (mailfront_testing.so) is built too, and found beside MAILFRONT_ADDON.
 MAILFRONT_ADDON="$src/build/Release/mailfront.node" "$node" node_modules/vitest/vitest.mjs run test/native

@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
 [ -d node_modules ] || npm ci
-[ -f build/Release/mailfront.node ] || npx node-gyp rebuild -j 2
+# Both addons: the production one and the tests' (mailfront_testing.so, binding.gyp).
+[ -f build/Release/mailfront.node ] && [ -f build/Release/mailfront_testing.so ] || npx node-gyp rebuild -j 2
 npx tsc -p tsconfig.json
 npx vitest run "$@"
 [ $# -gt 0 ] && exit 0   # a chosen subset: vitest only

@@ -315,18 +315,6 @@ interface AddonModule {
   localProxyHeader(version: NativeBackend['proxyProtocol']): Buffer | null;
   /** Every reason a connection record can carry (native/close_reason.h); ordinary: how connections end. */
   closeReasons: readonly CloseReasonInfo[];
-  /** Tests: the PROXY header reader on one buffer. */
-  testProxyParse(data: Buffer): ProxyParseResult;
-  /** Tests: the PROXY header writer for "ip:port" addresses (tls: what v2-ssl carries). */
-  testProxyHeader(version: NativeBackend['proxyProtocol'], client: string, local: string, tls?: { version?: string; cipher?: string; sni?: string }): Buffer;
-  /** Tests: CRC32C (Castagnoli) of the bytes. */
-  testCrc32c(data: Buffer): number;
-  /** Tests: is "ip:port" inside one of the CIDR blocks? Throws on a bad block. */
-  testCidrMatch(cidrs: string[], address: string): boolean;
-  /** Tests: the login parser on steps of client ("c") and server ("s") bytes. */
-  testLogin(protocol: Protocol, steps: ['c' | 's', string | Buffer][], bound?: number): { outcomes: { result: string; user: string; mech: string }[]; state: 'watching' | 'authenticated' | 'bound' };
-  /** Tests: the client network of "ip:port" as logged, null for a bad address. */
-  testClientNetwork(address: string, ipv6Prefix: number): string | null;
 }
 
 /** parseAddress: the address, or why it is refused (host and port: the texts as split, when it got that far). */
@@ -351,18 +339,6 @@ export interface CipherList {
   suites: { name: string; kx: string; auth: string; aead: boolean }[];
   /** The security level the string leaves at: mailfront's 2, unless it holds "@SECLEVEL=n". */
   securityLevel: number;
-}
-
-export interface ProxyParseResult {
-  status: 'done' | 'more' | 'malformed';
-  /** done: header bytes consumed. */
-  length?: number;
-  /** done: LOCAL / UNKNOWN / non-IP family: the socket's own addresses stay. */
-  local?: boolean;
-  src?: string;
-  dst?: string;
-  /** malformed: why. */
-  why?: string;
 }
 
 const require = createRequire(import.meta.url);

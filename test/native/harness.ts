@@ -12,6 +12,7 @@ import { createProxy, loadAddon } from '../../src/native.js';
 import { defaultGroups, tlsLibrary } from '../../src/tls-library.js';
 import type { CertCheck, ConnectionRecord, NativeCertPair, NativeEvent, NativeProxy, NativeSnapshot, Protocol } from '../../src/native.js';
 import { issue, makeCA } from '../helpers/pki.js';
+import { loadTestingAddon } from '../helpers/testing-addon.js';
 import type { CA, Issued } from '../helpers/pki.js';
 
 export interface Pki {
@@ -392,8 +393,5 @@ export function sClient(
 }
 
 export function testDialog(protocol: Protocol, capabilities: string, chunks: string[], maxLine?: number): { output: string; next: string } {
-  const addon = loadAddon() as unknown as {
-    testDialog(p: string, c: string, ch: string[], m?: number): { output: string; next: string };
-  };
-  return addon.testDialog(protocol, capabilities, chunks, maxLine);
+  return loadTestingAddon().testDialog(protocol, capabilities, chunks, maxLine);
 }

@@ -4,10 +4,11 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadAddon, type Protocol } from '../../src/native.js';
+import type { Protocol } from '../../src/native.js';
+import { loadTestingAddon } from '../helpers/testing-addon.js';
 
 type Step = ['c' | 's', string];
-const addon = loadAddon();
+const addon = loadTestingAddon();
 const b64 = (s: string) => Buffer.from(s, 'latin1').toString('base64');
 const PW = 'Pa55-w0rd!';
 const CORPUS = path.resolve(__dirname, '../../native/fuzz/corpus/login');

@@ -6,12 +6,12 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAddon } from '../../src/native.js';
-import type { NativeSnapshot } from '../../src/native.js';
+import { loadTestingAddon } from '../helpers/testing-addon.js';
+import { loadAddon, type NativeSnapshot } from '../../src/native.js';
 import { buildSnapshot, connectRaw, fakeBackend, makePki, startProxy, within, wrapTls } from './harness.js';
 import type { Pki, SnapshotOptions } from './harness.js';
 
-const addon = loadAddon();
+const addon = loadTestingAddon();
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 
 function v2(cmd: number, fam: number, body: Buffer): Buffer {
@@ -102,13 +102,13 @@ describe("the PROXY header of mailfront's own connections (health checks, the si
     ['v2', v2(0, 0x00, Buffer.alloc(0))],
     ['v2-ssl', v2(0, 0x00, Buffer.alloc(0))], // no TLS on a check: plain LOCAL, no SSL TLV
   ] as const)('%s: the LOCAL form, which our own reader takes as local', (version, want) => {
-    const h = addon.localProxyHeader(version);
+    const h = loadAddon().localProxyHeader(version);
     expect(h).toEqual(want);
     expect(addon.testProxyParse(h!)).toMatchObject({ status: 'done', length: want.length, local: true });
   });
   it('off: none; anything else is a TypeError', () => {
-    expect(addon.localProxyHeader('off')).toBeNull();
-    expect(() => addon.localProxyHeader('v3' as 'v1')).toThrow(TypeError);
+    expect(loadAddon().localProxyHeader('off')).toBeNull();
+    expect(() => loadAddon().localProxyHeader('v3' as 'v1')).toThrow(TypeError);
   });
 });
 

@@ -6,11 +6,11 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { loadAddon } from '../../src/native.js';
+import { loadTestingAddon } from '../helpers/testing-addon.js';
 import { buildSnapshot, connectTls, fakeBackend, makePki, startProxy, waitFor, within } from './harness.js';
 import type { Pki } from './harness.js';
 
-const addon = loadAddon();
+const addon = loadTestingAddon();
 const SIG = Buffer.from('0d0a0d0a000d0a515549540a', 'hex');
 const GREETING = '* OK [CAPABILITY IMAP4rev1] backend ready\r\n';
 

@@ -73,6 +73,8 @@ describe('the npm package on a host without a compiler', () => {
     // the source build stays possible (other platforms, musl)
     expect(files).toContain('package/binding.gyp');
     expect(files).toContain('package/native/addon.cc');
+    // the addon for the tests is neither built into the package nor shipped
+    expect(files.filter((f) => /mailfront_testing/.test(f))).toEqual([]);
   });
 
   it('ships what `mailfront demo` runs from scripts/, and nothing from test/', () => {
@@ -114,6 +116,11 @@ describe('the npm package on a host without a compiler', () => {
       const pkg = path.join(app, 'node_modules', 'mailfront');
       expect(readdirSync(path.join(pkg, 'prebuilds', 'linux-x64')).filter((f) => f.endsWith('.node'))).toHaveLength(1);
       expect(existsSync(path.join(pkg, 'build')), 'a source build happened').toBe(false);
+      // the production addon only: no test-only exports (those are native/test_exports.cc's own addon)
+      const prebuilt = path.join(pkg, 'prebuilds', 'linux-x64', readdirSync(path.join(pkg, 'prebuilds', 'linux-x64'))[0]!);
+      const exported = spawnSync(node, ['-p', `Object.keys(require(${JSON.stringify(prebuilt)})).join(' ')`], { env, encoding: 'utf8' });
+      expect(exported.stdout).toContain('Proxy');
+      expect(exported.stdout).not.toMatch(/\btest[A-Z]/);
 
       const r = await exec(path.join(app, 'node_modules', '.bin', 'mailfront'), ['check', '--config', config], { cwd: app, env, timeoutMs: 20_000 });
       // check may warn (an out-of-support runtime, a sieve backend not probed), nothing more
