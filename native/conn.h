@@ -141,7 +141,7 @@ class Conn {
   std::string client_line_;  // the start of the client's current command line
   int backend_ = -1;
   size_t server_ = 0, attempts_ = 0, first_server_ = 0;
-  std::string sni_, backend_local_;
+  std::string sni_, server_local_;
   int64_t deadline_ms_ = 0, last_activity_ms_ = 0, fin_deadline_ms_ = 0;
   std::optional<CloseReason> first_eof_;  // ClientClosed or BackendClosed: who ended it
   int64_t t_accept_us_, t_handshake_us_ = 0, t_connect_start_us_ = 0, t_connected_us_ = 0;

@@ -169,7 +169,7 @@ void Conn::connected() {
   t_connected_us_ = now_us();
   SockAddr local;
   local.len = sizeof local.ss;
-  if (getsockname(bfd_, local.sa(), &local.len) == 0) backend_local_ = format_addr(local);
+  if (getsockname(bfd_, local.sa(), &local.len) == 0) server_local_ = format_addr(local);
   const Backend& b = *snap_->backends[size_t(backend_)];
   if (b.proxy_header != ProxyHeader::Off) {
     SockAddr reached = proxied_local_;

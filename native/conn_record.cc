@@ -20,9 +20,9 @@ void Conn::fill_record(ConnRecord& r) const {
   if (backend_ >= 0 && handshake_done_) {
     const Backend& b = *snap_->backends[size_t(backend_)];
     r.pool = b.name;
-    if (t_connected_us_) r.backend = b.server_names[server_];
+    if (t_connected_us_) r.server = b.server_names[server_];
   }
-  r.backend_local = backend_local_;
+  r.server_local = server_local_;
   r.sni = sni_;
   if (ssl_ && handshake_done_) {
     r.tls_version = SSL_get_version(ssl_);

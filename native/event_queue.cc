@@ -86,8 +86,8 @@ Napi::Object EventQueue::to_js(Napi::Env env, const Event& e) {
   rec.Set("listener", r.listener);
   rec.Set("protocol", r.protocol);
   rec.Set("client", r.client);
-  rec.Set("server", r.backend);
-  rec.Set("serverLocal", r.backend_local);
+  rec.Set("server", r.server);
+  rec.Set("serverLocal", r.server_local);
   rec.Set("pool", r.pool);
   rec.Set("sni", r.sni);
   rec.Set("tlsVersion", r.tls_version);

@@ -8,7 +8,9 @@
 namespace mf {
 
 struct ConnRecord {
-  std::string listener, protocol, client, backend, backend_local, pool, sni, tls_version, cipher, group, reason, detail;
+  // pool: the backend pool (config backends.<name>); server: the one of its
+  // servers the connection reached, server_local our address towards it.
+  std::string listener, protocol, client, server, server_local, pool, sni, tls_version, cipher, group, reason, detail;
   // Logins seen on the connection: "off" (not watched), "none", "success",
   // "failure" (failures only), "bound" (watching stopped at the byte bound).
   std::string login = "off", user;
