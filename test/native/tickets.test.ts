@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxy, type Protocol } from '../../src/native.js';
-import { ALPN, buildSnapshot, CAPS, connectRaw, connectTls, fakeBackend, makePki, startProxy, within, wrapTls } from './harness.js';
+import { buildSnapshot, connectRaw, listenerPolicy, connectTls, fakeBackend, makePki, startProxy, within, wrapTls } from './harness.js';
 import type { FakeBackend, Pki, Running } from './harness.js';
 
 let pki: Pki;
@@ -86,7 +86,7 @@ describe('tickets are bound to the application protocol of the listener that iss
 
   beforeAll(() => {
     const snap = buildSnapshot(pki, { servers: [backend.address] });
-    snap.listeners = PROTOCOLS.map((protocol) => ({ name: protocol, protocol, backend: 0, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol] }));
+    snap.listeners = PROTOCOLS.map((protocol) => listenerPolicy(protocol, protocol));
     px = startProxy(snap);
   });
   afterAll(() => px?.stop());
