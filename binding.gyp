@@ -16,7 +16,7 @@
         ["OS!='linux'", { "actions": [{ "action_name": "linux_only", "inputs": [], "outputs": ["linux_only"], "action": ["sh", "-c", "echo 'mailfront needs Linux (epoll)' >&2; exit 1"] }] }]
       ],
       "sources": [
-        "native/backend_greeting.cc", "native/cert_check.cc", "native/cert_check_js.cc", "native/client_net.cc", "native/conn.cc", "native/conn_backend.cc", "native/conn_close.cc", "native/conn_handshake.cc", "native/conn_login.cc", "native/conn_record.cc", "native/conn_relay.cc", "native/crc32c.cc", "native/ctx_cache.cc", "native/dialog.cc", "native/event_queue.cc", "native/guard.cc", "native/library_queries.cc", "native/login.cc", "native/login_server.cc", "native/login_text.cc", "native/net.cc", "native/proxy_header.cc", "native/proxy_object.cc", "native/proxy_parse.cc", "native/rules.cc", "native/sd_notify.cc", "native/snapshot.cc", "native/snapshot_reader.cc", "native/sni.cc", "native/tickets.cc", "native/tls.cc", "native/worker.cc"
+        "native/backend_greeting.cc", "native/cert_check.cc", "native/cert_check_js.cc", "native/client_net.cc", "native/conn.cc", "native/conn_backend.cc", "native/conn_close.cc", "native/conn_handshake.cc", "native/conn_login.cc", "native/conn_record.cc", "native/conn_relay.cc", "native/crc32c.cc", "native/ctx_cache.cc", "native/dialog.cc", "native/event_queue.cc", "native/guard.cc", "native/library_queries.cc", "native/login.cc", "native/login_server.cc", "native/login_text.cc", "native/net.cc", "native/proxy_header.cc", "native/proxy_object.cc", "native/proxy_parse.cc", "native/rules.cc", "native/sd_notify.cc", "native/server_health.cc", "native/snapshot.cc", "native/snapshot_reader.cc", "native/sni.cc", "native/tickets.cc", "native/tls.cc", "native/worker.cc"
       ]
     },
     {

@@ -13,6 +13,7 @@
 #include "guard.h"
 #include "counters.h"
 #include "events.h"
+#include "server_health.h"
 #include "snapshot.h"
 #include "util.h"
 #include "wheel.h"
@@ -83,8 +84,8 @@ class Engine {
   Engine(int workers, EventSink& events);
   ~Engine();
 
-  // JS thread.
-  void apply(std::shared_ptr<const Snapshot> next);
+  // JS thread. Ties <next>'s servers to their health entries (kept across snapshots), then publishes it.
+  void apply(std::shared_ptr<Snapshot> next);
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(std::memory_order_acquire); }
   void start(std::vector<ListenSocket> sockets);
   void drain();
@@ -105,6 +106,7 @@ class Engine {
 
  private:
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  ServerHealthTable health_;  // JS thread only
   int worker_count_;
   bool started_ = false;
 };

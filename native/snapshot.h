@@ -11,6 +11,7 @@
 
 #include "guard.h"
 #include "net.h"
+#include "server_health.h"
 #include "proxy_parse.h"
 #include "protocol.h"
 #include "util.h"
@@ -32,9 +33,10 @@ struct Backend {
   std::vector<std::string> server_names;
   ProxyHeader proxy_header = ProxyHeader::Off;
   bool round_robin = false;
-  // Shared by all workers: next server for round-robin, and a back-off per server.
+  // One per server: the engine's entry for its address (ServerHealthTable::attach).
+  std::vector<std::shared_ptr<ServerHealth>> health;
+  // Shared by all workers: next server for round-robin.
   mutable std::atomic<uint32_t> next{0};
-  std::unique_ptr<std::atomic<int64_t>[]> down_until_ms;
   // Early connects in flight (all workers), at most kEarlyConnectsPerPool.
   mutable std::atomic<uint32_t> early_connects{0};
 };

@@ -138,8 +138,6 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
       be->server_names.push_back(text);
     }
     if (be->servers.empty()) { err = "backend " + be->name + ": no server"; return nullptr; }
-    be->down_until_ms.reset(new std::atomic<int64_t>[be->servers.size()]);
-    for (size_t j = 0; j < be->servers.size(); j++) be->down_until_ms[j].store(0);
     std::string pp = str(b, "proxyProtocol");
     be->proxy_header = pp == "v1" ? ProxyHeader::V1 : pp == "v2" ? ProxyHeader::V2 : pp == "v2-ssl" ? ProxyHeader::V2Ssl : ProxyHeader::Off;
     be->round_robin = str(b, "balance") == "roundrobin";

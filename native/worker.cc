@@ -243,7 +243,10 @@ Engine::Engine(int workers, EventSink& sink) : events(sink), worker_count_(worke
 
 Engine::~Engine() { stop(); }
 
-void Engine::apply(std::shared_ptr<const Snapshot> next) { snapshot_.store(std::move(next), std::memory_order_release); }
+void Engine::apply(std::shared_ptr<Snapshot> next) {
+  health_.attach(*next);
+  snapshot_.store(std::move(next), std::memory_order_release);
+}
 
 void Engine::start(std::vector<ListenSocket> socks) {
   sockets = std::move(socks);
