@@ -15,6 +15,7 @@
 #include "events.h"
 #include "server_health.h"
 #include "snapshot.h"
+#include "tickets.h"
 #include "util.h"
 #include "wheel.h"
 
@@ -95,6 +96,8 @@ class Engine {
   bool stopped() const { return stopping.load(); }
 
   EventSink& events;
+  // Session-ticket keys of every SSL_CTX this engine's Proxy builds (TicketKeys::install).
+  const std::shared_ptr<TicketKeys> tickets = std::make_shared<TicketKeys>();
   ClientTable clients;
   NetGuard guard;
   std::atomic<int64_t> active{0};

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "addon.h"
+#include "ctx_cache.h"
 #include "engine.h"
 #include "event_queue.h"
 #include "snapshot_reader.h"
@@ -63,13 +64,13 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     if (!info[0].IsObject()) { Napi::TypeError::New(env, "apply(snapshot): object expected").ThrowAsJavaScriptException(); return env.Undefined(); }
     std::string err;
     std::vector<TicketKey> keys;
-    auto snap = read_snapshot(info[0].As<Napi::Object>(), keys, err);
+    auto snap = read_snapshot(info[0].As<Napi::Object>(), contexts_, engine_->tickets, keys, err);
     if (!snap) { Napi::Error::New(env, "snapshot refused: " + err).ThrowAsJavaScriptException(); return env.Undefined(); }
     if (engine_->running() && snap->listeners.size() != engine_->listener_count) {
       Napi::Error::New(env, "snapshot refused: the listeners cannot change while running").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    if (!TicketKeys::set(std::move(keys))) {
+    if (!engine_->tickets->set(std::move(keys))) {
       Napi::Error::New(env, "snapshot refused: no session-ticket key could be made (the random generator failed)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
@@ -180,6 +181,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
 
   EventQueue events_;
   std::unique_ptr<Engine> engine_;
+  CtxCache contexts_;  // JS thread (and the reader's build threads, inside apply)
   Napi::Env::CleanupHook<void (*)(Proxy*), Proxy> cleanup_;
 };
 

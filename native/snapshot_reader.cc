@@ -34,7 +34,8 @@ Napi::Array arr(const Napi::Object& o, const char* key) {
   return v.IsArray() ? v.As<Napi::Array>() : Napi::Array::New(o.Env());
 }
 
-std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<TicketKey>& keys, std::string& err) {
+std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, CtxCache& cache, const std::shared_ptr<TicketKeys>& tickets,
+                                        std::vector<TicketKey>& keys, std::string& err) {
   auto s = std::make_shared<Snapshot>();
   Napi::Object tls = obj(js, "tls");
   TlsPolicy policy;
@@ -43,6 +44,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
   policy.ciphersuites = str(tls, "ciphersuites");
   // No silent default here: the control plane decides the groups from this library (tlsGroupKnown).
   policy.groups = str(tls, "groups");
+  policy.ticket_keys = tickets;
 
   // The keys are copied, then every Buffer given is zeroed, whatever else this snapshot holds:
   // from here on the only copies are the data plane's (wiped when dropped, TicketKey).
@@ -89,7 +91,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
   auto build = [&] {
     for (size_t i; (i = next.fetch_add(1)) < all.size();) {
       digests[i] = ctx_digest(policy, all[i]);
-      built[i] = reuse_ctx(digests[i]);
+      built[i] = cache.reuse(digests[i]);
       if (built[i]) continue;
       built[i] = make_server_ctx(policy, all[i], errs[i]);
       if (!built[i]) next.store(all.size());  // stop early; the first failure (by index) is reported
@@ -106,7 +108,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<Tick
   for (size_t i = 0; i < all.size(); i++) {
     if (!built[i]) { err = "contexts[" + std::to_string(i) + "]: not built"; return nullptr; }
   }
-  remember_ctxs(digests, built);
+  cache.remember(digests, built);
   for (size_t i = 0; i < all.size(); i++) s->contexts.push_back(std::move(built[i]));
   auto read_index = [&](const char* key, std::unordered_map<std::string, int>& into) {
     Napi::Object m = obj(js, key);

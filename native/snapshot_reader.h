@@ -19,8 +19,12 @@ Napi::Object obj(const Napi::Object& o, const char* key);
 Napi::Array arr(const Napi::Object& o, const char* key);
 
 // Reads a snapshot (src/native.ts NativeSnapshot). Empty with <err> on failure.
-// The ticket keys go to <keys>: they are process-wide, installed only once the
+// Contexts come from <cache> when unchanged, else are built with session tickets under
+// <tickets>. The ticket keys given go to <keys>: they are installed only once the
 // snapshot is accepted (a refused snapshot must change nothing).
-std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<TicketKey>& keys, std::string& err);
+class CtxCache;
+
+std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, CtxCache& cache, const std::shared_ptr<TicketKeys>& tickets,
+                                        std::vector<TicketKey>& keys, std::string& err);
 
 }  // namespace mf

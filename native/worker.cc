@@ -228,7 +228,7 @@ void Worker::run() {
       if (listening_) pause_listeners(INT64_MAX);
     }
     if (!draining && !listening_ && now >= paused_until_) resume_listeners();
-    if (id == 0) TicketKeys::rotate_if_due(now);
+    if (id == 0) engine.tickets->rotate_if_due(now);
     if (id == 0 && now - guard_swept_ms_ >= 1000) sweep_guard(*engine.snapshot());
   }
   close_all();
