@@ -16,8 +16,9 @@ namespace mf {
 
 class TicketKeys;
 
+// From the snapshot's tls fields; no defaults here (src/config/schema.ts has them).
 struct TlsPolicy {
-  int min_version = TLS1_2_VERSION;
+  int min_version{};
   std::string ciphers;       // TLS 1.2
   std::string ciphersuites;  // TLS 1.3
   std::string groups;        // key exchange, an OpenSSL group list ("X25519MLKEM768:X25519:P-256")

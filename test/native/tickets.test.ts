@@ -63,8 +63,9 @@ describe('ticket keys handed to apply()', () => {
   it('are zeroed also when apply() refuses the snapshot', () => {
     const proxy = createProxy(1, () => {});
     const cases: [string, (s: ReturnType<typeof buildSnapshot>) => void, RegExp][] = [
-      ['no certificate context', (s) => (s.contexts = []), /no certificate context/],
-      ['no groups', (s) => (s.tls.groups = ''), /tls\.groups: missing/],
+      ['no certificate context', (s) => (s.contexts = []), /contexts: expected at least one certificate context/],
+      ['no groups', (s) => (s.tls.groups = ''), /tls\.groups: expected a non-empty OpenSSL group list/],
+      ['a field missing elsewhere', (s) => delete (s.limits as Partial<typeof s.limits>).exempt, /limits\.exempt: expected an array/],
       ['a key of the wrong size among good ones', (s) => s.tls.ticketKeys.splice(1, 0, randomBytes(79)), /tls\.ticketKeys\[1\]: expected an 80-byte Buffer/],
     ];
     for (const [what, spoil, error] of cases) {
