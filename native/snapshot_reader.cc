@@ -53,7 +53,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& object, CtxCache& ca
     Napi::Array certs = arr(c, "certs");
     for (uint32_t j = 0; j < certs.Length(); j++) {
       CheckedPairPtr p = checked_pair_of(object.Env(), certs.Get(j));
-      if (!p) throw FieldError{"contexts[" + std::to_string(i) + "].certs[" + std::to_string(j) + "]", "expected a pair from checkCertificates"};
+      if (!p) throw FieldError{"contexts[" + std::to_string(i) + "].certs[" + std::to_string(j) + "]", "not a pair from checkCertificates"};
       all[i].push_back(std::move(p));
     }
   }
