@@ -15,13 +15,6 @@
 
 namespace mf {
 
-namespace {
-
-// How long a server that refused or timed out a connect is passed over.
-constexpr int64_t kServerDownMs = 2000;
-
-}  // namespace
-
 void Conn::choose_backend() {
   backend_ = snap_->route(listener_, sni_);
   const Backend& b = *snap_->backends[size_t(backend_)];
@@ -74,7 +67,7 @@ size_t Conn::next_server() {
     size_t i = (first_server_ + attempts_) % n;
     bool second_pass = attempts_ >= n;
     attempts_++;
-    if (!second_pass && b.down_until_ms[i].load(std::memory_order_relaxed) > w_.now) { skipped_[i] = true; continue; }
+    if (!second_pass && b.health[i]->down(w_.now)) { skipped_[i] = true; continue; }
     if (second_pass && !skipped_[i]) continue;
     return i;
   }
@@ -152,9 +145,8 @@ void Conn::server_failed(const std::string& why) {
   connect_next();
 }
 
-void Conn::mark_server_down(size_t i) {
-  snap_->backends[size_t(backend_)]->down_until_ms[i].store(w_.now + kServerDownMs, std::memory_order_relaxed);
-}
+// Passed over for ServerHealth::kBackoffMs, by every worker and under later snapshots too.
+void Conn::mark_server_down(size_t i) { snap_->backends[size_t(backend_)]->health[i]->mark_down(w_.now); }
 
 void Conn::drop_backend() {
   if (bfd_ >= 0) {

@@ -9,16 +9,9 @@
 
 namespace mf {
 
-namespace {
-
-std::mutex ctx_cache_mu;
-std::unordered_map<std::string, SslCtxPtr> ctx_cache;
-
-}  // namespace
-
 std::string ctx_digest(const TlsPolicy& policy, const std::vector<CheckedPairPtr>& pairs) {
   // The pairs by their digest (cert_check.cc: of the PEM blocks they were read from).
-  // "" when hashing fails: such a context is built, never cached (reuse_ctx, remember_ctxs).
+  // "" when hashing fails: such a context is built, never cached (CtxCache).
   static EVP_MD* sha256 = EVP_MD_fetch(nullptr, "SHA256", nullptr);
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> md(EVP_MD_CTX_new(), EVP_MD_CTX_free);
   bool ok = md && sha256 && EVP_DigestInit_ex(md.get(), sha256, nullptr) == 1;
@@ -40,16 +33,16 @@ std::string ctx_digest(const TlsPolicy& policy, const std::vector<CheckedPairPtr
   return std::string(reinterpret_cast<char*>(out), n);
 }
 
-SslCtxPtr reuse_ctx(const std::string& digest) {
-  std::lock_guard<std::mutex> lock(ctx_cache_mu);
+SslCtxPtr CtxCache::reuse(const std::string& digest) {
+  std::lock_guard<std::mutex> lock(mu_);
   if (digest.empty()) return nullptr;
-  auto it = ctx_cache.find(digest);
-  if (it == ctx_cache.end()) return nullptr;
+  auto it = by_digest_.find(digest);
+  if (it == by_digest_.end()) return nullptr;
   SSL_CTX_up_ref(it->second.get());
   return SslCtxPtr(it->second.get());
 }
 
-void remember_ctxs(const std::vector<std::string>& digests, const std::vector<SslCtxPtr>& ctxs) {
+void CtxCache::remember(const std::vector<std::string>& digests, const std::vector<SslCtxPtr>& ctxs) {
   std::unordered_map<std::string, SslCtxPtr> next;
   for (size_t i = 0; i < ctxs.size(); i++) {
     if (digests[i].empty() || next.count(digests[i])) continue;
@@ -58,9 +51,9 @@ void remember_ctxs(const std::vector<std::string>& digests, const std::vector<Ss
   }
   std::unordered_map<std::string, SslCtxPtr> old;
   {
-    std::lock_guard<std::mutex> lock(ctx_cache_mu);
-    old.swap(ctx_cache);
-    ctx_cache.swap(next);
+    std::lock_guard<std::mutex> lock(mu_);
+    old.swap(by_digest_);
+    by_digest_.swap(next);
   }
 }  // the previous generation's references are released here, outside the lock
 

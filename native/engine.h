@@ -13,7 +13,9 @@
 #include "guard.h"
 #include "counters.h"
 #include "events.h"
+#include "server_health.h"
 #include "snapshot.h"
+#include "tickets.h"
 #include "util.h"
 #include "wheel.h"
 
@@ -83,8 +85,8 @@ class Engine {
   Engine(int workers, EventSink& events);
   ~Engine();
 
-  // JS thread.
-  void apply(std::shared_ptr<const Snapshot> next);
+  // JS thread. Ties <next>'s servers to their health entries (kept across snapshots), then publishes it.
+  void apply(std::shared_ptr<Snapshot> next);
   std::shared_ptr<const Snapshot> snapshot() const { return snapshot_.load(std::memory_order_acquire); }
   void start(std::vector<ListenSocket> sockets);
   void drain();
@@ -94,6 +96,8 @@ class Engine {
   bool stopped() const { return stopping.load(); }
 
   EventSink& events;
+  // Session-ticket keys of every SSL_CTX this engine's Proxy builds (TicketKeys::install).
+  const std::shared_ptr<TicketKeys> tickets = std::make_shared<TicketKeys>();
   ClientTable clients;
   NetGuard guard;
   std::atomic<int64_t> active{0};
@@ -105,6 +109,7 @@ class Engine {
 
  private:
   std::atomic<std::shared_ptr<const Snapshot>> snapshot_;
+  ServerHealthTable health_;  // JS thread only
   int worker_count_;
   bool started_ = false;
 };

@@ -15,11 +15,12 @@
 
 namespace mf {
 
+// From the snapshot (limits.loginFailures, limits.connectionRate); no defaults here.
 struct GuardPolicy {
-  uint32_t failures = 10;       // failed logins within <window_ms> that ban; 0: no bans
-  int64_t window_ms = 600000;
-  int64_t ban_ms = 900000;
-  uint32_t rate_per_min = 600;  // new connections per minute; 0: unlimited
+  uint32_t failures{};      // failed logins within <window_ms> that ban; 0: no bans
+  int64_t window_ms{};
+  int64_t ban_ms{};
+  uint32_t rate_per_min{};  // new connections per minute; 0: unlimited
 };
 
 class NetGuard {

@@ -1,5 +1,6 @@
 // The JS-facing Proxy class. JS_ methods check types only:
 // validation and defaults live in TypeScript (src/config, src/snapshot.ts).
+// What they throw carries a code (js_errors.h), which src/native.ts turns into a NativeError.
 #include <napi.h>
 #include <sys/socket.h>
 
@@ -10,8 +11,11 @@
 #include <vector>
 
 #include "addon.h"
+#include "ctx_cache.h"
 #include "engine.h"
 #include "event_queue.h"
+#include "js_errors.h"
+#include "js_fields.h"
 #include "snapshot_reader.h"
 #include "tickets.h"
 
@@ -63,14 +67,20 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     if (!info[0].IsObject()) { Napi::TypeError::New(env, "apply(snapshot): object expected").ThrowAsJavaScriptException(); return env.Undefined(); }
     std::string err;
     std::vector<TicketKey> keys;
-    auto snap = read_snapshot(info[0].As<Napi::Object>(), keys, err);
-    if (!snap) { Napi::Error::New(env, "snapshot refused: " + err).ThrowAsJavaScriptException(); return env.Undefined(); }
-    if (engine_->running() && snap->listeners.size() != engine_->listener_count) {
-      Napi::Error::New(env, "snapshot refused: the listeners cannot change while running").ThrowAsJavaScriptException();
+    std::shared_ptr<Snapshot> snap;
+    try {
+      snap = read_snapshot(info[0].As<Napi::Object>(), contexts_, engine_->tickets, keys, err);
+    } catch (const FieldError& f) {
+      throw_coded(env, code::kSnapshotField, "snapshot refused: " + f.path + ": " + f.message, f.path);
       return env.Undefined();
     }
-    if (!TicketKeys::set(std::move(keys))) {
-      Napi::Error::New(env, "snapshot refused: no session-ticket key could be made (the random generator failed)").ThrowAsJavaScriptException();
+    if (!snap) { throw_coded(env, code::kTlsContext, "snapshot refused: " + err); return env.Undefined(); }
+    if (engine_->running() && snap->listeners.size() != engine_->listener_count) {
+      throw_coded(env, code::kNative, "snapshot refused: the listeners cannot change while running");
+      return env.Undefined();
+    }
+    if (!engine_->tickets->set(std::move(keys))) {
+      throw_coded(env, code::kTicketKeys, "snapshot refused: no session-ticket key could be made (the random generator failed)");
       return env.Undefined();
     }
     engine_->apply(std::move(snap));
@@ -80,12 +90,12 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
   Napi::Value JS_start(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (!info[0].IsArray()) { Napi::TypeError::New(env, "start(listeners): array expected").ThrowAsJavaScriptException(); return env.Undefined(); }
-    if (engine_->running() || engine_->stopped()) { Napi::Error::New(env, "start(): already started (or stopped)").ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (engine_->running() || engine_->stopped()) { throw_coded(env, code::kNative, "start(): already started (or stopped)"); return env.Undefined(); }
     auto snap = engine_->snapshot();
-    if (!snap) { Napi::Error::New(env, "start() before apply()").ThrowAsJavaScriptException(); return env.Undefined(); }
+    if (!snap) { throw_coded(env, code::kNative, "start() before apply()"); return env.Undefined(); }
     Napi::Array list = info[0].As<Napi::Array>();
     if (list.Length() != snap->listeners.size()) {
-      Napi::Error::New(env, "start(): listeners do not match the snapshot's").ThrowAsJavaScriptException();
+      throw_coded(env, code::kNative, "start(): listeners do not match the snapshot's");
       return env.Undefined();
     }
     std::vector<ListenSocket> sockets;
@@ -117,9 +127,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
         std::string err = "malformed address";
         int fd = addr ? open_listener(*addr, err) : -1;
         if (fd < 0) {
-          Napi::Error e = Napi::Error::New(env, "listener " + name + " on " + a + ": " + err);
-          e.Set("code", "MF_LISTEN");
-          e.ThrowAsJavaScriptException();
+          throw_coded(env, code::kListen, "listener " + name + " on " + a + ": " + err);
           return env.Undefined();
         }
         add(fd, false);
@@ -180,6 +188,7 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
 
   EventQueue events_;
   std::unique_ptr<Engine> engine_;
+  CtxCache contexts_;  // JS thread (and the reader's build threads, inside apply)
   Napi::Env::CleanupHook<void (*)(Proxy*), Proxy> cleanup_;
 };
 

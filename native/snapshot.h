@@ -1,6 +1,8 @@
 // The immutable configuration the workers serve from: certificate contexts,
 // the SNI index, backends, listener policies, timeouts and limits. Built on the
 // JS thread, published atomically; a connection keeps the one it started with.
+// No field has a default here: the reader takes every value from the JS snapshot
+// (src/snapshot.ts sends them all; the defaults are src/config/schema.ts's).
 #pragma once
 #include <atomic>
 #include <memory>
@@ -11,6 +13,7 @@
 
 #include "guard.h"
 #include "net.h"
+#include "server_health.h"
 #include "proxy_parse.h"
 #include "protocol.h"
 #include "util.h"
@@ -30,11 +33,12 @@ struct Backend {
   std::string name;
   std::vector<SockAddr> servers;
   std::vector<std::string> server_names;
-  ProxyHeader proxy_header = ProxyHeader::Off;
-  bool round_robin = false;
-  // Shared by all workers: next server for round-robin, and a back-off per server.
+  ProxyHeader proxy_header{};
+  bool round_robin{};
+  // One per server: the engine's entry for its address (ServerHealthTable::attach).
+  std::vector<std::shared_ptr<ServerHealth>> health;
+  // Shared by all workers: next server for round-robin.
   mutable std::atomic<uint32_t> next{0};
-  std::unique_ptr<std::atomic<int64_t>[]> down_until_ms;
   // Early connects in flight (all workers), at most kEarlyConnectsPerPool.
   mutable std::atomic<uint32_t> early_connects{0};
 };
@@ -46,26 +50,26 @@ struct Route {
 
 struct ListenerPolicy {
   std::string name;
-  Proto proto = Proto::Imaps;
-  int backend = 0;
+  Proto proto{};
+  int backend{};
   std::vector<Route> routes;
   std::string capabilities;
   std::string alpn;  // wire form: length byte + id
   // Behind an L4 balancer: every connection starts with a PROXY header (v1 or
   // v2) from one of <trusted_proxies>; its client address replaces the peer's.
-  bool accept_proxy = false;
+  bool accept_proxy{};
   std::vector<Cidr> trusted_proxies;
 };
 
 struct Timeouts {
-  int64_t handshake_ms = 10000, pretls_ms = 60000, connect_ms = 5000, idle_ms = 31 * 60000;
+  int64_t handshake_ms{}, pretls_ms{}, connect_ms{}, idle_ms{};
 };
 
 struct Limits {
-  uint32_t connections = 100000, per_client = 200, line_bytes = 8192;
+  uint32_t connections{}, per_client{}, line_bytes{};
   GuardPolicy guard;          // login bans and connection rate per client network
-  int ipv6_prefix = 64;       // an IPv6 client network is its /ipv6_prefix
-  bool login_tracking = true; // watch logins after TLS (outcomes, bans)
+  int ipv6_prefix{};          // an IPv6 client network is its /ipv6_prefix
+  bool login_tracking{};      // watch logins after TLS (outcomes, bans)
   std::vector<Cidr> exempt;   // client networks no per-client limit applies to
 };
 
@@ -93,8 +97,8 @@ struct Snapshot {
   std::vector<SslCtxPtr> contexts;
   std::unordered_map<std::string, int> exact;
   std::unordered_map<std::string, int> wildcard;  // keyed by the suffix after "*."
-  int default_ctx = 0;
-  bool reject_unknown = false;
+  int default_ctx{};
+  bool reject_unknown{};
   std::vector<std::unique_ptr<Backend>> backends;
   std::vector<ListenerPolicy> listeners;
   Timeouts timeouts;

@@ -12,15 +12,20 @@
 
 namespace mf {
 
-// A property of <o>, or the fallback when it is missing or of another type.
+// A property of <o>, or the fallback when it is missing or of another type. Not for snapshot
+// fields (snapshot_fields.h reads them strictly); the Proxy's options and start() use them.
 std::string str(const Napi::Object& o, const char* key);
 double num(const Napi::Object& o, const char* key, double dflt);
-Napi::Object obj(const Napi::Object& o, const char* key);
 Napi::Array arr(const Napi::Object& o, const char* key);
 
-// Reads a snapshot (src/native.ts NativeSnapshot). Empty with <err> on failure.
-// The ticket keys go to <keys>: they are process-wide, installed only once the
-// snapshot is accepted (a refused snapshot must change nothing).
-std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, std::vector<TicketKey>& keys, std::string& err);
+class CtxCache;
+
+// Reads a snapshot (src/native.ts NativeSnapshot). Throws FieldError (js_fields.h) for a field
+// it cannot take as given (snapshot_fields.h reads those that are not certificates); empty with
+// <err> when OpenSSL refuses a context. Contexts come from <cache> when unchanged, else are built
+// with session tickets under <tickets>. The ticket keys given go to <keys>: they are installed
+// only once the snapshot is accepted (a refused snapshot must change nothing).
+std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& js, CtxCache& cache, const std::shared_ptr<TicketKeys>& tickets,
+                                        std::vector<TicketKey>& keys, std::string& err);
 
 }  // namespace mf

@@ -16,24 +16,22 @@ namespace {
 constexpr int64_t kRotateMs = 6 * 3600 * 1000;
 constexpr size_t kKeep = 3;
 
-struct KeySet {
-  std::vector<TicketKey> keys;
-  bool own = true;
-  int64_t made_ms = 0;
-};
+using KeySet = TicketKeys::KeySet;
 
-std::mutex g_mu;
-std::shared_ptr<const KeySet> g_keys;
+// Each SSL_CTX holds a heap shared_ptr to the key set of the Proxy that built it.
+void free_keys_ref(void*, void* ptr, CRYPTO_EX_DATA*, int, long, void*) {
+  delete static_cast<std::shared_ptr<TicketKeys>*>(ptr);
+}
+
+int keys_index() {
+  static const int index = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, free_keys_ref);
+  return index;
+}
 
 EVP_CIPHER* aes256cbc() {
   // Fetched once: an implicit fetch on every handshake costs OpenSSL 3 a provider look-up.
   static EVP_CIPHER* c = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
   return c;
-}
-
-std::shared_ptr<const KeySet> current() {
-  std::lock_guard lk(g_mu);
-  return g_keys;
 }
 
 // Fails closed: a key the random generator could not fill is never used.
@@ -42,8 +40,11 @@ bool random_key(TicketKey& k) {
          RAND_bytes(k.aes.data(), int(k.aes.size())) == 1;
 }
 
-int ticket_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
-  auto set = current();
+int ticket_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CTX* cctx, EVP_MAC_CTX* hctx, int enc) {
+  // Whichever context OpenSSL consults (the initial one or the one SNI chose), the Proxy's keys.
+  auto* owner = static_cast<std::shared_ptr<TicketKeys>*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), keys_index()));
+  if (!owner || !*owner) return enc ? -1 : 0;
+  auto set = (*owner)->current();
   if (!set || set->keys.empty()) return enc ? -1 : 0;
   const TicketKey* key = nullptr;
   if (enc) {
@@ -73,44 +74,44 @@ int ticket_cb(SSL*, unsigned char key_name[16], unsigned char* iv, EVP_CIPHER_CT
 }  // namespace
 
 bool TicketKeys::set(std::vector<TicketKey> keys) {
+  std::lock_guard lk(write_mu_);
+  auto now = keys_.load(std::memory_order_acquire);
   auto next = std::make_shared<KeySet>();
   next->own = keys.empty();
   if (next->own) {
-    {
-      std::lock_guard lk(g_mu);
-      // Own keys survive a snapshot swap: dropping them would force full handshakes.
-      if (g_keys && g_keys->own) return true;
-    }
+    // Own keys survive a snapshot swap: dropping them would force full handshakes.
+    if (now && now->own) return true;
     next->keys.resize(1);
     if (!random_key(next->keys[0])) return false;
   } else {
     next->keys = std::move(keys);
   }
-  next->made_ms = 0;
-  std::lock_guard lk(g_mu);
-  g_keys = std::move(next);
+  keys_.store(std::move(next), std::memory_order_release);
   return true;
 }
 
 void TicketKeys::rotate_if_due(int64_t now_ms) {
-  std::lock_guard lk(g_mu);
-  if (!g_keys || !g_keys->own) return;
-  if (g_keys->made_ms == 0) {
-    auto copy = std::make_shared<KeySet>(*g_keys);
+  std::lock_guard lk(write_mu_);
+  auto now = keys_.load(std::memory_order_acquire);
+  if (!now || !now->own) return;
+  if (now->made_ms == 0) {
+    auto copy = std::make_shared<KeySet>(*now);
     copy->made_ms = now_ms;
-    g_keys = std::move(copy);
+    keys_.store(std::move(copy), std::memory_order_release);
     return;
   }
-  if (now_ms - g_keys->made_ms < kRotateMs) return;
+  if (now_ms - now->made_ms < kRotateMs) return;
   auto next = std::make_shared<KeySet>();
   next->made_ms = now_ms;
   next->keys.resize(1);
   if (!random_key(next->keys[0])) return;  // the current keys go on; tried again on the next tick
-  for (size_t i = 0; i < g_keys->keys.size() && next->keys.size() < kKeep; i++) next->keys.push_back(g_keys->keys[i]);
-  g_keys = std::move(next);
+  for (size_t i = 0; i < now->keys.size() && next->keys.size() < kKeep; i++) next->keys.push_back(now->keys[i]);
+  keys_.store(std::move(next), std::memory_order_release);
 }
 
-void TicketKeys::install(SSL_CTX* ctx) {
+void TicketKeys::install(SSL_CTX* ctx, const std::shared_ptr<TicketKeys>& keys) {
+  auto* ref = new std::shared_ptr<TicketKeys>(keys);
+  if (SSL_CTX_set_ex_data(ctx, keys_index(), ref) != 1) delete ref;  // no keys: every ticket is refused
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
 }
 

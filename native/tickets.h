@@ -1,12 +1,14 @@
-// Session-ticket keys shared by every SSL_CTX of the process, so a ticket issued
-// under one certificate context (or one snapshot) resumes under the next.
+// Session-ticket keys of one Proxy, shared by every SSL_CTX it builds, so a ticket
+// issued under one certificate context (or one snapshot) resumes under the next.
 #pragma once
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -30,15 +32,29 @@ struct TicketKey {
 
 class TicketKeys {
  public:
-  // Newest first: the first key encrypts, every key decrypts.
-  // Empty <keys>: keys are made here and rotated by rotate_if_due().
+  struct KeySet {
+    std::vector<TicketKey> keys;  // newest first: the first encrypts, every key decrypts
+    bool own = true;              // made here (rotated by rotate_if_due), not given
+    int64_t made_ms = 0;
+  };
+
+  // Newest first. Empty <keys>: keys are made here and rotated by rotate_if_due().
   // False (nothing changed) when a key was to be made and the random generator failed.
-  static bool set(std::vector<TicketKey> keys);
-  // Any thread. Makes a new key every <period_s> when the keys are our own.
-  static void rotate_if_due(int64_t now_ms);
-  static void install(SSL_CTX* ctx);
+  bool set(std::vector<TicketKey> keys);
+  // Any thread. Makes a new key every 6 hours when the keys are our own.
+  void rotate_if_due(int64_t now_ms);
+  // Any thread, lock-free for the handshakes: the key set in use.
+  std::shared_ptr<const KeySet> current() const { return keys_.load(std::memory_order_acquire); }
+
+  // Ties <ctx> to <keys>: its ticket callback encrypts and decrypts under them. The
+  // context holds a reference, so the keys live as long as any context using them.
+  static void install(SSL_CTX* ctx, const std::shared_ptr<TicketKeys>& keys);
   // Parses 80-byte keys (name 16, HMAC 32, AES 32).
   static bool parse(const unsigned char* data, size_t len, TicketKey& out);
+
+ private:
+  std::atomic<std::shared_ptr<const KeySet>> keys_;
+  std::mutex write_mu_;  // writers only (apply on the JS thread, rotation on worker 0), never a handshake
 };
 
 }  // namespace mf

@@ -106,14 +106,14 @@ SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<CheckedPair
     err = "tls.groups \"" + policy.groups + "\": " + take_ssl_error();
     return nullptr;
   }
-  // Stateless tickets under process-wide keys, one per handshake; no server cache to walk.
+  // Stateless tickets under the Proxy's keys, one per handshake; no server cache to walk.
   SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
   SSL_CTX_set_num_tickets(c, 1);
   SSL_CTX_set_timeout(c, 12 * 3600);
   // Replaced per connection by its protocol's (bind_session_context); kept for any other SSL.
   static const unsigned char sid_ctx[] = "mailfront";
   SSL_CTX_set_session_id_context(c, sid_ctx, sizeof sid_ctx - 1);
-  TicketKeys::install(c);
+  TicketKeys::install(c, policy.ticket_keys);
   install_conn_callbacks(c);
   for (const CheckedPairPtr& p : pairs) {
     if (!p || !add_pair(c, *p, err)) return nullptr;

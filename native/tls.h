@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 #include <openssl/ssl.h>
 
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,11 +14,16 @@
 
 namespace mf {
 
+class TicketKeys;
+
+// From the snapshot's tls fields; no defaults here (src/config/schema.ts has them).
 struct TlsPolicy {
-  int min_version = TLS1_2_VERSION;
+  int min_version{};
   std::string ciphers;       // TLS 1.2
   std::string ciphersuites;  // TLS 1.3
   std::string groups;        // key exchange, an OpenSSL group list ("X25519MLKEM768:X25519:P-256")
+  // The keys the contexts' session tickets use: those of the Proxy that builds them.
+  std::shared_ptr<TicketKeys> ticket_keys;
 };
 
 // OpenSSL's security level of every context (112-bit: RSA keys of 2048 bits or more, no suite or

@@ -228,7 +228,7 @@ void Worker::run() {
       if (listening_) pause_listeners(INT64_MAX);
     }
     if (!draining && !listening_ && now >= paused_until_) resume_listeners();
-    if (id == 0) TicketKeys::rotate_if_due(now);
+    if (id == 0) engine.tickets->rotate_if_due(now);
     if (id == 0 && now - guard_swept_ms_ >= 1000) sweep_guard(*engine.snapshot());
   }
   close_all();
@@ -243,7 +243,10 @@ Engine::Engine(int workers, EventSink& sink) : events(sink), worker_count_(worke
 
 Engine::~Engine() { stop(); }
 
-void Engine::apply(std::shared_ptr<const Snapshot> next) { snapshot_.store(std::move(next), std::memory_order_release); }
+void Engine::apply(std::shared_ptr<Snapshot> next) {
+  health_.attach(*next);
+  snapshot_.store(std::move(next), std::memory_order_release);
+}
 
 void Engine::start(std::vector<ListenSocket> socks) {
   sockets = std::move(socks);

@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { lookup } from './certs/index.js';
 import { exitCodes, MailfrontError } from './errors.js';
 import { createLogger } from './log.js';
-import { createProxy } from './native.js';
+import { createProxy, NativeError } from './native.js';
 import { applyGeneration, prepare, Service, VERSION } from './service.js';
 import { runtimeSupport, tlsLibrary } from './tls-library.js';
 
@@ -104,7 +104,8 @@ main(process.argv.slice(2)).then(
   },
   (err: unknown) => {
     if (err instanceof MailfrontError) {
-      console.error(`mailfront: ${err.message}`);
+      // The data plane's refusals name their code: MF_TLS_CONTEXT (OpenSSL), MF_SNAPSHOT_FIELD (a bug of ours).
+      console.error(`mailfront: ${err.message}${err instanceof NativeError ? ` (${err.code})` : ''}`);
       process.exit(exitCodes[err.code]);
     }
     if (err instanceof Error && 'code' in err && (err as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {

@@ -7,6 +7,9 @@ export const ErrorCodes = {
   MF_CERT_LOAD: 'a certificate or key cannot be loaded',
   MF_CERT_NONE: 'no usable certificate',
   MF_NATIVE: 'the data plane refused the request',
+  MF_SNAPSHOT_FIELD: 'the data plane refused a snapshot field (missing, of the wrong type, or out of range)',
+  MF_TLS_CONTEXT: 'OpenSSL refused a certificate, a key or a TLS setting',
+  MF_TICKET_KEYS: 'no session-ticket key could be made',
   MF_LISTEN: 'a listener cannot be opened',
   MF_BACKEND: 'a backend cannot be reached',
 } as const;
@@ -29,6 +32,9 @@ export const exitCodes: Record<ErrorCode, number> = {
   MF_CERT_LOAD: 78,
   MF_CERT_NONE: 78,
   MF_NATIVE: 70, // EX_SOFTWARE
+  MF_SNAPSHOT_FIELD: 70, // TypeScript validated the config: a field native refuses is a bug of ours
+  MF_TLS_CONTEXT: 78,
+  MF_TICKET_KEYS: 71, // EX_OSERR: the random generator failed
   MF_LISTEN: 71, // EX_OSERR
   MF_BACKEND: 69, // EX_UNAVAILABLE
 };

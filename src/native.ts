@@ -4,6 +4,7 @@
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { MailfrontError, type ErrorCode } from './errors.js';
 
 export type Protocol = 'imaps' | 'pop3s' | 'imap' | 'pop3' | 'managesieve';
 
@@ -92,13 +93,17 @@ export interface NativeListenerPolicy {
    * Behind an L4 balancer: every connection starts with a PROXY protocol
    * header (v1 or v2) from an address in trustedProxies; the client it names
    * replaces the peer (per-client limit, record, PROXY header to the backend).
-   * Default false.
    */
-  acceptProxy?: boolean;
-  /** CIDR blocks ("10.0.0.0/8", "::1/128") allowed to send the header; required with acceptProxy. */
-  trustedProxies?: string[];
+  acceptProxy: boolean;
+  /** CIDR blocks ("10.0.0.0/8", "::1/128") allowed to send the header; not empty with acceptProxy. */
+  trustedProxies: string[];
 }
 
+/**
+ * Every field is required: the data plane has no defaults (src/config/schema.ts holds them) and
+ * refuses a snapshot with a field missing, of the wrong type or out of range (MF_SNAPSHOT_FIELD,
+ * naming the field's path).
+ */
 export interface NativeSnapshot {
   contexts: NativeCertContext[];
   /** Lowercase DNS name -> index into contexts. */
@@ -129,16 +134,16 @@ export interface NativeSnapshot {
     connections: number;
     perClient: number;
     lineBytes: number;
-    /** Follow logins after TLS (login events, bans); default true. */
-    loginTracking?: boolean;
-    /** Failed logins within windowMs that ban the client network for banMs; count 0: no bans. Default 10 / 10 min / 15 min. */
-    loginFailures?: { count: number; windowMs: number; banMs: number };
-    /** New connections per minute per client network; 0: unlimited. Default 600. */
-    connectionRate?: number;
-    /** An IPv6 client network is its /ipv6Prefix; default 64. */
-    ipv6Prefix?: number;
+    /** Follow logins after TLS (login events, bans). */
+    loginTracking: boolean;
+    /** Failed logins within windowMs that ban the client network for banMs; count 0: no bans. */
+    loginFailures: { count: number; windowMs: number; banMs: number };
+    /** New connections per minute per client network; 0: unlimited. */
+    connectionRate: number;
+    /** An IPv6 client network is its /ipv6Prefix. */
+    ipv6Prefix: number;
     /** CIDR blocks no per-client limit (per_client, rate, bans) applies to. */
-    exempt?: string[];
+    exempt: string[];
   };
 }
 
@@ -265,9 +270,13 @@ export interface BoundListener {
 }
 
 export interface NativeProxy {
-  /** Swap in a new snapshot; live connections keep the one they started with. Throws on a bad certificate or cipher string. */
+  /**
+   * Swap in a new snapshot; live connections keep the one they started with. Throws a NativeError:
+   * MF_SNAPSHOT_FIELD (with its path), MF_TLS_CONTEXT (a pair or a TLS setting OpenSSL refused),
+   * MF_TICKET_KEYS, or MF_NATIVE (the listeners changed while running).
+   */
   apply(snapshot: NativeSnapshot): void;
-  /** Bind (or adopt fds) and start accepting. apply() must have been called. */
+  /** Bind (or adopt fds) and start accepting. apply() must have been called. Throws MF_LISTEN when a socket cannot be opened. */
   start(listeners: NativeListener[]): BoundListener[];
   stats(): NativeStats;
   /** Stop accepting new connections; live ones go on. */
@@ -356,7 +365,46 @@ export function loadAddon(): AddonModule {
   return addon;
 }
 
+/** The codes the addon sets on what it throws (native/js_errors.h); anything else arrives as MF_NATIVE. */
+const NATIVE_CODES: ReadonlySet<string> = new Set<ErrorCode>(['MF_SNAPSHOT_FIELD', 'MF_TLS_CONTEXT', 'MF_TICKET_KEYS', 'MF_LISTEN', 'MF_NATIVE']);
+
+/** What the data plane threw, as a MailfrontError: its code, and for a snapshot field the field's path. */
+export class NativeError extends MailfrontError {
+  /** MF_SNAPSHOT_FIELD: the field, as NativeSnapshot spells it ("listeners[1].backend"). */
+  readonly path?: string;
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; path?: string } = {}) {
+    super(code, message, { cause: options.cause });
+    this.name = 'NativeError';
+    if (options.path !== undefined) this.path = options.path;
+  }
+}
+
+/** Converts an error thrown by the addon; anything else passes through. */
+export function fromNative(err: unknown): unknown {
+  if (!(err instanceof Error) || err instanceof MailfrontError) return err;
+  const { code, path } = err as { code?: unknown; path?: unknown };
+  return new NativeError(typeof code === 'string' && NATIVE_CODES.has(code) ? (code as ErrorCode) : 'MF_NATIVE', err.message, {
+    cause: err,
+    path: typeof path === 'string' ? path : undefined,
+  });
+}
+
+function boundary<T>(call: () => T): T {
+  try {
+    return call();
+  } catch (err) {
+    throw fromNative(err);
+  }
+}
+
 export function createProxy(workers: number, onEvents: (events: NativeEvent[]) => void, options: { maxPendingEvents?: number } = {}): NativeProxy {
   const { Proxy } = loadAddon();
-  return new Proxy({ workers, onEvents, ...options });
+  const proxy = boundary(() => new Proxy({ workers, onEvents, ...options }));
+  return {
+    apply: (snapshot) => boundary(() => proxy.apply(snapshot)),
+    start: (listeners) => boundary(() => proxy.start(listeners)),
+    stats: () => proxy.stats(),
+    drain: () => proxy.drain(),
+    stop: () => proxy.stop(),
+  };
 }

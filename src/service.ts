@@ -9,7 +9,7 @@ import { probeSieveListeners } from './frontends/sieve-capabilities.js';
 import { child, connectionLogThrottle, createLogger, logNativeEvents, type Logger } from './log.js';
 import type { LogThrottle } from './log-throttle.js';
 import { createMetrics, startMetricsServer, type Metrics, type MetricsServer } from './metrics.js';
-import { createProxy, loadAddon, type BoundListener, type NativeProxy, type NativeSnapshot } from './native.js';
+import { createProxy, loadAddon, NativeError, type BoundListener, type NativeProxy, type NativeSnapshot } from './native.js';
 import { buildSnapshot, nativeListeners } from './snapshot.js';
 import { startHealthChecks } from './health.js';
 import { createNotifier, listenFds, type Notifier } from './systemd.js';
@@ -156,22 +156,14 @@ export class Service {
         else if (e.kind === 'ban') this.metrics.observeBan(e.listener ?? '');
       }
     });
-    let kept: Generation;
-    try {
-      kept = applyGeneration(proxy, gen);
-    } catch (err) {
-      throw new MailfrontError('MF_NATIVE', (err as Error).message, { cause: err });
-    }
+    // Refusals arrive typed from the boundary (src/native.ts): MF_TLS_CONTEXT, MF_SNAPSHOT_FIELD, MF_LISTEN...
+    const kept = applyGeneration(proxy, gen);
     const fds = listenFds();
     const listeners = nativeListeners(gen.config).map((l) => {
       const adopted = fds.get(l.name);
       return adopted ? { ...l, addresses: [], fds: adopted } : l;
     });
-    try {
-      this.bound = proxy.start(listeners);
-    } catch (err) {
-      throw new MailfrontError('MF_LISTEN', (err as Error).message, { cause: err });
-    }
+    this.bound = proxy.start(listeners);
     this.#proxy = proxy;
     this.#current = kept;
     this.metrics.setStatsSource(() => proxy.stats());
@@ -245,7 +237,8 @@ export class Service {
       return true;
     } catch (err) {
       this.metrics.reloaded('failed');
-      log.error({ why, err: (err as Error).message, code: (err as MailfrontError).code }, 'reload failed: still serving the previous configuration');
+      const path = err instanceof NativeError ? err.path : undefined;
+      log.error({ why, err: (err as Error).message, code: (err as MailfrontError).code, ...(path ? { path } : {}) }, 'reload failed: still serving the previous configuration');
       return false;
     } finally {
       this.#notifier.ready();

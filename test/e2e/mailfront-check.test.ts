@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eConfig, e2ePorts, makeTwoDomainPki, runCli, type E2ePorts, type TwoDomainPki } from '../helpers/mailfront.js';
-import { damagePrivateScalar, issue, renewLineage } from '../helpers/pki.js';
+import { damagePrivateScalar, issue, renewLineage, sha1Signed } from '../helpers/pki.js';
 import { defaultGroups, opensslShortVersion, runtimeSupport, tlsLibrary } from '../../src/tls-library.js';
 
 const tmp = mkdtempSync('/tmp/mf-e2e-check-');
@@ -132,6 +132,20 @@ describe('mailfront check', () => {
     const r = await runCli(['check', '--config', file]);
     expect(r.code).toBe(78);
     expect(r.stderr).toContain(path.join(broken.letsencrypt, 'live', broken.comLineage));
+  });
+
+  it('exits 78 with one clear line (its code, no "unexpected error") when OpenSSL refuses a pair the control plane took', async () => {
+    const weak = makeTwoDomainPki(path.join(tmp, 'sha1-pki'));
+    renewLineage(weak.letsencrypt, weak.netLineage, sha1Signed(weak.ca, weak.net), 2);
+    const file = path.join(tmp, 'sha1.yaml');
+    writeFileSync(file, e2eConfig({ letsencrypt: weak.letsencrypt, ports, a, b, extra: 'timeouts: {connect: 1s}\n' }));
+    const r = await runCli(['check', '--config', file]);
+    expect(r.stderr).not.toMatch(/unexpected error/);
+    expect(r.code).toBe(78);
+    // Besides the warn lines of the log (the sieve probe finds no backend here): one line, the refusal.
+    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('{'));
+    expect(lines, r.stderr).toHaveLength(1);
+    expect(lines[0]).toMatch(/^mailfront: snapshot refused: contexts\[\d+\]: .*md too weak.* \(MF_TLS_CONTEXT\)$/);
   });
 
   it('exits 78 and names the path when an EC key has a damaged private half (its public half still matches)', async () => {

@@ -1,5 +1,5 @@
-// Helpers for the fleet tests: several spawned mailfront processes (ticket keys
-// are process-wide in the data plane, so one process per instance), a TLS
+// Helpers for the fleet tests: several spawned mailfront processes (one per
+// instance, each data plane with its own ticket keys, as in a real fleet), a TLS
 // client that reports session reuse, and fake backends that read an incoming
 // PROXY v2 header. Loopback only; every wait is bounded.
 import net from 'node:net';

@@ -1,5 +1,5 @@
-// Two mailfront instances (two processes: ticket keys are process-wide in the
-// data plane) sharing one session-ticket key file, rotated with
+// Two mailfront instances (two processes, as in a real fleet; each data plane
+// holds its own ticket keys) sharing one session-ticket key file, rotated with
 // contrib/ticket-keys-rotate.sh: a ticket from one resumes on the other; after
 // a rotation old tickets still resume until their key leaves the file, then
 // they get a full handshake (which still succeeds). A broken key file fails

@@ -279,6 +279,18 @@ export function renewLineage(root: string, lineage: string, cert: Issued, versio
 }
 
 /**
+ * <leaf> signed again by <ca>'s intermediate with SHA-1 (for 30 days): the same names and key,
+ * which the control plane takes, but OpenSSL refuses it at mailfront's security level 2
+ * ("md too weak") when it builds the context.
+ */
+export function sha1Signed(ca: CA, leaf: Issued): Issued {
+  const openssl = (args: string[], input: string) => execFileSync('openssl', args, { input, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
+  const request = openssl(['x509', '-x509toreq', '-key', leaf.keyPath, '-copy_extensions', 'copyall'], leaf.certPem);
+  const certPem = openssl(['x509', '-req', '-CA', ca.intermediateCertPath, '-CAkey', ca.intermediateKeyPath, '-sha1', '-days', '30', '-copy_extensions', 'copyall'], request);
+  return { ...leaf, certPem, fullchainPem: certPem + leaf.chainPem, combinedPem: certPem + leaf.chainPem + leaf.keyPem };
+}
+
+/**
  * <keyPem> (an EC key, PKCS#8 "PRIVATE KEY" or SEC1 "EC PRIVATE KEY") with its private scalar
  * changed (last bit flipped) and its public point kept: the public halves of key and certificate
  * still match, but nothing it signs verifies.

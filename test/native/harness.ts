@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createProxy, loadAddon } from '../../src/native.js';
 import { defaultGroups, tlsLibrary } from '../../src/tls-library.js';
-import type { CertCheck, ConnectionRecord, NativeCertPair, NativeEvent, NativeProxy, NativeSnapshot, Protocol } from '../../src/native.js';
+import type { CertCheck, ConnectionRecord, NativeCertPair, NativeEvent, NativeListenerPolicy, NativeProxy, NativeSnapshot, Protocol } from '../../src/native.js';
 import { issue, makeCA } from '../helpers/pki.js';
 import { loadTestingAddon } from '../helpers/testing-addon.js';
 import type { CA, Issued } from '../helpers/pki.js';
@@ -84,6 +84,11 @@ export function checkedPair(chainPem: string, keyPem: string): NativeCertPair {
   return r.pair;
 }
 
+/** A listener policy with every field (native has no defaults): no routes, no PROXY header. */
+export function listenerPolicy(name: string, protocol: Protocol, backend = 0): NativeListenerPolicy {
+  return { name, protocol, backend, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol], acceptProxy: false, trustedProxies: [] };
+}
+
 /** Contexts: 0 default, 1 a (or a2), 2 b, 3 wildcard. */
 export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
   const protocol = o.protocol ?? 'imaps';
@@ -108,10 +113,20 @@ export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
       ticketKeys: [],
     },
     backends: [{ name: 'pool', servers: o.servers, proxyProtocol: o.proxyProtocol ?? 'off', balance: 'first' }],
-    listeners: [{ name: 'l0', protocol, backend: 0, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol] }],
+    listeners: [listenerPolicy('l0', protocol)],
     timeouts: { handshakeMs: 5000, pretlsMs: 5000, connectMs: 2000, idleMs: 30_000, ...o.timeouts },
     // No connection rate by default: every test client is on loopback (test/native/bans.test.ts sets one).
-    limits: { connections: 1000, perClient: 1000, lineBytes: 8192, connectionRate: 0, ...o.limits },
+    limits: {
+      connections: 1000,
+      perClient: 1000,
+      lineBytes: 8192,
+      loginTracking: true,
+      loginFailures: { count: 10, windowMs: 600_000, banMs: 900_000 },
+      connectionRate: 0,
+      ipv6Prefix: 64,
+      exempt: [],
+      ...o.limits,
+    },
   };
 }
 

@@ -5,7 +5,7 @@ import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createProxy, type Protocol } from '../../src/native.js';
-import { ALPN, buildSnapshot, CAPS, connectRaw, connectTls, fakeBackend, makePki, startProxy, within, wrapTls } from './harness.js';
+import { buildSnapshot, connectRaw, listenerPolicy, connectTls, fakeBackend, makePki, startProxy, within, wrapTls } from './harness.js';
 import type { FakeBackend, Pki, Running } from './harness.js';
 
 let pki: Pki;
@@ -63,8 +63,9 @@ describe('ticket keys handed to apply()', () => {
   it('are zeroed also when apply() refuses the snapshot', () => {
     const proxy = createProxy(1, () => {});
     const cases: [string, (s: ReturnType<typeof buildSnapshot>) => void, RegExp][] = [
-      ['no certificate context', (s) => (s.contexts = []), /no certificate context/],
-      ['no groups', (s) => (s.tls.groups = ''), /tls\.groups: missing/],
+      ['no certificate context', (s) => (s.contexts = []), /contexts: expected at least one certificate context/],
+      ['no groups', (s) => (s.tls.groups = ''), /tls\.groups: expected a non-empty OpenSSL group list/],
+      ['a field missing elsewhere', (s) => delete (s.limits as Partial<typeof s.limits>).exempt, /limits\.exempt: expected an array/],
       ['a key of the wrong size among good ones', (s) => s.tls.ticketKeys.splice(1, 0, randomBytes(79)), /tls\.ticketKeys\[1\]: expected an 80-byte Buffer/],
     ];
     for (const [what, spoil, error] of cases) {
@@ -86,7 +87,7 @@ describe('tickets are bound to the application protocol of the listener that iss
 
   beforeAll(() => {
     const snap = buildSnapshot(pki, { servers: [backend.address] });
-    snap.listeners = PROTOCOLS.map((protocol) => ({ name: protocol, protocol, backend: 0, routes: [], capabilities: CAPS[protocol], alpn: ALPN[protocol] }));
+    snap.listeners = PROTOCOLS.map((protocol) => listenerPolicy(protocol, protocol));
     px = startProxy(snap);
   });
   afterAll(() => px?.stop());

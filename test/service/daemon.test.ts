@@ -3,13 +3,13 @@
 // connections made, and a SIGTERM drain that lets an open transfer finish.
 // The backend is a small greeting/echo server: Cyrus is covered in test/e2e.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issue, makeCA, makeLetsEncryptTree, type CA } from '../helpers/pki.js';
+import { issue, makeCA, makeLetsEncryptTree, renewLineage, sha1Signed, type CA } from '../helpers/pki.js';
 
 const CLI = path.resolve(__dirname, '../../dist/cli.js');
 let tmp: string;
@@ -26,11 +26,11 @@ function freePort(): Promise<number> {
   });
 }
 
-function writeConfig(name: string, imapsListen: string[], metricsPort: number): string {
+function writeConfig(name: string, imapsListen: string[], metricsPort: number, letsencrypt = path.join(tmp, 'le')): string {
   const file = path.join(tmp, `${name}.yaml`);
   writeFileSync(
     file,
-    `certificates: {letsencrypt: [${path.join(tmp, 'le')}], default: mail.example.com}
+    `certificates: {letsencrypt: [${letsencrypt}], default: mail.example.com}
 listeners:
   - {name: imaps, protocol: imaps, listen: [${imapsListen.map((a) => `"${a}"`).join(', ')}], backend: be}
 backends:
@@ -223,6 +223,29 @@ while True:
       d.child.kill('SIGTERM');
       await d.exited;
       await new Promise((r) => other.close(r));
+    }
+  });
+
+  it('a reload the data plane refuses logs its code and message, and the previous certificates go on serving', async () => {
+    const le = path.join(tmp, 'le-sha1');
+    const leaf = issue(ca, { names: ['mail.example.com'], dir: path.join(tmp, 'leaf-sha1') });
+    makeLetsEncryptTree(le, { lineage: leaf });
+    const port = await freePort();
+    const d = launch(process.execPath, [CLI, 'run', '--config', writeConfig('sha1', [`127.0.0.1:${port}`], await freePort(), le)]);
+    try {
+      await d.waitFor(/mailfront ready/);
+      // A renewal the control plane takes (names, key and dates are fine) but OpenSSL refuses: SHA-1 signed.
+      renewLineage(le, 'lineage', sha1Signed(ca, leaf), 2);
+      d.child.kill('SIGHUP');
+      const failed = JSON.parse(await d.waitFor(/reload failed/));
+      expect(failed).toMatchObject({ level: 'error', code: 'MF_TLS_CONTEXT', err: expect.stringMatching(/^snapshot refused: contexts\[0\]: .*md too weak/) });
+      const { socket, greeting } = await connect(port);
+      expect(greeting).toBe('* OK test backend ready\r\n');
+      expect(socket.getPeerX509Certificate()?.fingerprint256).toBe(new X509Certificate(leaf.certPem).fingerprint256);
+      socket.end();
+    } finally {
+      d.child.kill('SIGTERM');
+      await d.exited;
     }
   });
 
