@@ -28,6 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
+import { waitPort } from './lib/wait-port.mjs';
 
 const BENCH = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.dirname(BENCH);
@@ -260,22 +261,6 @@ async function startMailfront(cfg, cpu) {
 function startBackend() {
   const { child } = spawnLogged('backend-store', [path.join(BIN, 'backend'), '--port', String(BACKEND), '--max-seconds', '1800'], { cpu: 1 });
   return child;
-}
-
-function waitPort(port, ms = 20000) {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(); });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) reject(new Error(`port ${port} not listening after ${ms} ms`));
-        else setTimeout(attempt, 100);
-      });
-    };
-    attempt();
-  });
 }
 
 /** Runs loadgen on CPU 1; onReady at its ready line (then "go"). */

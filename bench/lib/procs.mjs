@@ -69,21 +69,7 @@ export function installExitHandlers() {
   process.on('exit', killAllNow);
 }
 
-export function waitPort(port, ms = 20000) {
-  const deadline = Date.now() + ms;
-  return new Promise((resolve, reject) => {
-    const attempt = () => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => { s.destroy(); resolve(); });
-      s.once('error', () => {
-        s.destroy();
-        if (Date.now() > deadline) reject(new Error(`port ${port} not listening after ${ms} ms`));
-        else setTimeout(attempt, 100);
-      });
-    };
-    attempt();
-  });
-}
+export { waitPort } from './wait-port.mjs';
 
 /** Fails when something already listens on `port` (a process this bench did not start, or another bench). */
 export function assertPortFree(port) {
