@@ -23,7 +23,6 @@
 //         longest gap outside the windows: a pause in accepting shows as a long gap.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
