@@ -98,6 +98,7 @@ void Conn::on_event(bool backend_side, uint32_t events) {
   bool hup = events & (EPOLLHUP | EPOLLERR);
   if (backend_side) {
     if (events & (EPOLLIN | EPOLLRDHUP) || hup) b_readable_ = true;
+    if (events & EPOLLRDHUP || hup) b_hup_ = true;
     if (events & EPOLLOUT || hup) b_writable_ = true;
   } else {
     if (events & (EPOLLIN | EPOLLRDHUP) || hup) c_readable_ = true;

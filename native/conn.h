@@ -120,6 +120,9 @@ class Conn {
 
   // Edge-triggered readiness, cleared when a call would block.
   bool c_readable_ = true, c_writable_ = true, b_readable_ = false, b_writable_ = false;
+  // The backend's FIN (or an error) was signalled: read it to the end, as a short
+  // read no longer says "drained" (the edge that announced the FIN is spent).
+  bool b_hup_ = false;
   bool client_eof_ = false, backend_eof_ = false, backend_shut_ = false, tls_shut_ = false;
   bool handshake_done_ = false, sni_rejected_ = false, alpn_rejected_ = false;
   // The servername callback runs once per ClientHello: twice after a HelloRetryRequest.

@@ -154,7 +154,7 @@ void Conn::drop_backend() {
     ::close(bfd_);
   }
   bfd_ = -1;
-  b_readable_ = b_writable_ = false;
+  b_readable_ = b_writable_ = b_hup_ = false;
 }
 
 void Conn::connected() {

@@ -139,8 +139,12 @@ void Conn::step_relay() {
     // backend -> client
     if (!backend_eof_ && b_readable_ && b2c_.room() > 0 && bfd_ >= 0) {
       char* into = b2c_.tail(w_.pool);
-      ssize_t n = ::recv(bfd_, into, b2c_.tail_room(), 0);
+      uint32_t asked = b2c_.tail_room();
+      ssize_t n = ::recv(bfd_, into, asked, 0);
       if (n > 0) {
+        // Edge-triggered: a short read emptied the socket, and bytes arriving
+        // later raise a new edge; no recv() that can only say EAGAIN (nginx does the same).
+        if (uint32_t(n) < asked && !b_hup_) b_readable_ = false;
         if (login_) watch_logins(false, into, size_t(n));
         b2c_.len += uint32_t(n);
         progress = true;
