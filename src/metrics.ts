@@ -43,6 +43,8 @@ export interface Metrics {
   setBackendHealth(pool: string, server: string, up: boolean): void;
   /** Drops every backend health series (before re-reporting after a config reload). */
   clearBackendHealth(): void;
+  /** Adds the process_* and nodejs_* metrics if they are not there yet (once a listener serves them). */
+  collectProcessMetrics(): void;
 }
 
 export const HANDSHAKE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -96,7 +98,13 @@ class NativeDeltas {
 
 export function createMetrics(options: MetricsOptions): Metrics {
   const registry = new Registry();
-  if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: registry });
+  let processMetrics = false;
+  const collectProcessMetrics = (): void => {
+    if (processMetrics) return;
+    processMetrics = true;
+    collectDefaultMetrics({ register: registry });
+  };
+  if (options.defaultMetrics ?? true) collectProcessMetrics();
   let stats = options.stats;
   const deltas = new NativeDeltas();
   const listeners = new LabelGuard();
@@ -326,6 +334,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   return {
     registry,
+    collectProcessMetrics,
     setStatsSource(next) {
       stats = next;
       deltas.reset();

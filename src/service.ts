@@ -132,7 +132,9 @@ export class Service {
     this.#options = options;
     this.log = options.logger ?? createLogger();
     this.#notifier = createNotifier(loadAddon().sdNotify);
-    this.metrics = createMetrics({ version: VERSION, opensslVersion: loadAddon().opensslVersion });
+    // Process metrics (prom-client's defaults) only with a metrics listener: their event-loop
+    // monitor wakes the JS thread every 10 ms whether anyone scrapes or not (bench/PROFILE.md).
+    this.metrics = createMetrics({ version: VERSION, opensslVersion: loadAddon().opensslVersion, defaultMetrics: false });
     this.#connLog = child(this.log, 'conn');
     this.#connThrottle = connectionLogThrottle(this.#connLog);
   }
@@ -170,6 +172,7 @@ export class Service {
     this.#publishCertificates(gen.certs);
     this.metrics.reloaded('ok');
     if (gen.config.metrics) {
+      this.metrics.collectProcessMetrics();
       this.#metricsServer = await startMetricsServer(gen.config.metrics.listen, this.metrics.registry, () => ({
         ok: !!this.#proxy && !this.#stopping,
         detail: { active: this.#proxy?.stats().active ?? 0 },

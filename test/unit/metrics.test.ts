@@ -299,6 +299,16 @@ describe('control plane metrics', () => {
     expect(text).toContain('process_cpu_seconds_total');
     expect(text).toContain('nodejs_eventloop_lag_seconds');
   });
+
+  it('adds them later, once, when a listener is about to serve them', async () => {
+    const m = make();
+    expect(await m.registry.metrics()).not.toContain('process_cpu_seconds_total');
+    m.collectProcessMetrics();
+    m.collectProcessMetrics(); // a second call must not register the same names again (prom-client throws)
+    const text = await m.registry.metrics();
+    expect(text).toContain('process_cpu_seconds_total');
+    expect(text).toContain('nodejs_eventloop_lag_seconds');
+  });
 });
 
 describe('metrics HTTP server', () => {
