@@ -40,6 +40,8 @@ Conn::Conn(Worker& w, int listener, int fd, const SockAddr& peer, std::shared_pt
   // client (step_proxy_header); otherwise accept_from() took it for the peer.
   client_held_ = !policy().accept_proxy && !exempt_;
   timer.owner = this;
+  cio_.fd = fd;
+  cio_.pool = &w_.pool;
 }
 
 Conn::~Conn() {
@@ -48,6 +50,7 @@ Conn::~Conn() {
   if (bfd_ >= 0) ::close(bfd_);
   c2b_.release(w_.pool);
   b2c_.release(w_.pool);
+  cio_.release();
 }
 
 void Conn::start() {
@@ -101,8 +104,9 @@ void Conn::on_event(bool backend_side, uint32_t events) {
     if (events & EPOLLRDHUP || hup) b_hup_ = true;
     if (events & EPOLLOUT || hup) b_writable_ = true;
   } else {
-    if (events & (EPOLLIN | EPOLLRDHUP) || hup) c_readable_ = true;
-    if (events & EPOLLOUT || hup) c_writable_ = true;
+    if (events & (EPOLLIN | EPOLLRDHUP) || hup) cio_.readable = true;
+    if (events & EPOLLRDHUP || hup) cio_.hup = true;
+    if (events & EPOLLOUT || hup) cio_.writable = true;
   }
   advance();
 }
@@ -120,8 +124,19 @@ void Conn::advance() {
       case State::Relaying: step_relay(); break;
       case State::Closed: return;
     }
-    if (state_ == before) return;
+    if (state_ == before) break;
   }
+  flush_client();
+}
+
+// What OpenSSL wrote during the pass leaves in one write() (client_io.h). A
+// socket error here ends the connection as the failed SSL call would have.
+void Conn::flush_client() {
+  if (state_ == State::Closed || cio_.out.empty() || cio_.flush()) return;
+  cio_.out.release(w_.pool);
+  if (state_ != State::Handshake) return client_failed();
+  ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
+  close(CloseReason::HandshakeFailed, strerror(errno));
 }
 
 // ---- PROXY header from a trusted balancer (accept_proxy listeners) ----
@@ -131,7 +146,7 @@ void Conn::advance() {
 // had never been there. Only the header's own bytes are consumed.
 void Conn::step_proxy_header() {
   ListenerCounters& ctr = w_.counters[size_t(listener_)];
-  while (c_readable_) {
+  while (cio_.readable) {
     char buf[kProxyPeek];
     ssize_t n = ::recv(cfd_, buf, sizeof buf, MSG_PEEK);
     if (n == 0) {
@@ -139,7 +154,7 @@ void Conn::step_proxy_header() {
       return close(CloseReason::ProxyHeaderMalformed, "connection closed before the end of the PROXY header");
     }
     if (n < 0) {
-      if (errno == EAGAIN) { c_readable_ = false; return; }
+      if (errno == EAGAIN) { cio_.readable = false; return; }
       if (errno == EINTR) continue;
       return close(CloseReason::ClientError, strerror(errno));
     }
@@ -154,7 +169,7 @@ void Conn::step_proxy_header() {
         ListenerCounters::bump(ctr.proxy_malformed);
         return close(CloseReason::ProxyHeaderMalformed, "header longer than 536 bytes");
       }
-      c_readable_ = false;
+      cio_.readable = false;
       return;
     }
     // The header is all there: take exactly its bytes (a short read of peeked bytes cannot happen).
@@ -179,7 +194,7 @@ void Conn::step_proxy_header() {
     }
     client_held_ = !exempt_;
     // Bytes after the header may be queued already: the next state reads without waiting for an edge.
-    c_readable_ = true;
+    cio_.readable = true;
     begin_session();
     return;
   }
@@ -189,12 +204,12 @@ void Conn::step_proxy_header() {
 
 void Conn::step_pretls() {
   for (;;) {
-    while (!plain_out_.empty() && c_writable_) {
+    while (!plain_out_.empty() && cio_.writable) {
       ssize_t n = ::send(cfd_, plain_out_.data(), plain_out_.size(), MSG_NOSIGNAL);
       if (n > 0) {
         plain_out_.erase(0, size_t(n));
       } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-        if (errno == EAGAIN) c_writable_ = false;
+        if (errno == EAGAIN) cio_.writable = false;
       } else {
         return close(CloseReason::ClientError, strerror(errno));
       }
@@ -207,12 +222,12 @@ void Conn::step_pretls() {
       return;
     }
     if (after_flush_ != PreTlsDialog::Next::Continue) return;  // wait until the reply is out
-    if (!c_readable_ || plain_out_.size() > kMaxPlainOut) return;
+    if (!cio_.readable || plain_out_.size() > kMaxPlainOut) return;
     char buf[4096];
     ssize_t n = ::recv(cfd_, buf, sizeof buf, 0);
     if (n == 0) return close(CloseReason::PretlsClosed, "client closed before STARTTLS");
     if (n < 0) {
-      if (errno == EAGAIN) { c_readable_ = false; return; }
+      if (errno == EAGAIN) { cio_.readable = false; return; }
       if (errno == EINTR) continue;
       return close(CloseReason::ClientError, strerror(errno));
     }
@@ -224,13 +239,16 @@ void Conn::step_pretls() {
 bool Conn::begin_tls() {
   SSL_CTX* initial = snap_->contexts[size_t(snap_->default_ctx)].get();
   ssl_ = SSL_new(initial);
-  if (!ssl_ || SSL_set_fd(ssl_, cfd_) != 1 || !bind_session_context(ssl_, policy().proto)) {
+  BIO* bio = ssl_ ? cio_.make_bio() : nullptr;
+  if (bio) SSL_set_bio(ssl_, bio, bio);  // one reference, taken by the SSL for both directions
+  if (!bio || !bind_session_context(ssl_, policy().proto)) {
     close(CloseReason::InternalError, take_ssl_error());
     return false;
   }
   SSL_set_app_data(ssl_, this);
   SSL_set_accept_state(ssl_);
-  // One read() per TLS record batch instead of a header read and a body read.
+  // One read() per TLS record batch instead of a header read and a body read
+  // (OpenSSL 3.2+ heeds it only after the handshake; until then cio_ reads ahead).
   SSL_set_read_ahead(ssl_, 1);
   dialog_.reset();
   std::string().swap(plain_out_);

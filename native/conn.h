@@ -13,6 +13,7 @@
 
 #include "buffer.h"
 #include "close_reason.h"
+#include "client_io.h"
 #include "dialog.h"
 #include "events.h"
 #include "login.h"
@@ -58,6 +59,7 @@ class Conn {
   enum class Greeting : uint8_t { None, Swallow, StripStarttls };
 
   void advance();
+  void flush_client();
   void step_proxy_header();
   void begin_session();
   void step_pretls();
@@ -119,11 +121,14 @@ class Conn {
   SockAddr proxied_local_;
 
   // Edge-triggered readiness, cleared when a call would block.
-  bool c_readable_ = true, c_writable_ = true, b_readable_ = false, b_writable_ = false;
+  // The client socket under OpenSSL (client_io.h), with its edge-triggered readiness.
+  ClientIo cio_;
+  bool b_readable_ = false, b_writable_ = false;
   // The backend's FIN (or an error) was signalled: read it to the end, as a short
   // read no longer says "drained" (the edge that announced the FIN is spent).
   bool b_hup_ = false;
   bool client_eof_ = false, backend_eof_ = false, backend_shut_ = false, tls_shut_ = false;
+  bool hs_wants_read_ = false;  // the handshake waits for the client's bytes
   bool handshake_done_ = false, sni_rejected_ = false, alpn_rejected_ = false;
   // The servername callback runs once per ClientHello: twice after a HelloRetryRequest.
   uint8_t hellos_ = 0;

@@ -62,6 +62,8 @@ void Conn::close(CloseReason reason, std::string detail) {
     ERR_clear_error();
     tls_shut_ = true;
   }
+  cio_.flush();  // best effort: a goodbye and the close_notify, in one write
+  cio_.release();
   timer.unlink();
   // Counters first: JS may call stats() as soon as it holds the record.
   flush_counters();

@@ -91,6 +91,9 @@ int Conn::on_alpn(const unsigned char** out, unsigned char* outlen, const unsign
 }
 
 void Conn::step_handshake() {
+  // Only the client's bytes move a handshake that waits for them: not an EPOLLOUT
+  // edge, nor the early backend connect completing.
+  if (hs_wants_read_ && !cio_.readable && !cio_.has_input()) return;
   ERR_clear_error();
   errno = 0;
   int r = SSL_do_handshake(ssl_);
@@ -109,8 +112,9 @@ void Conn::step_handshake() {
     return;
   }
   int err = SSL_get_error(ssl_, r);
-  if (err == SSL_ERROR_WANT_READ) { c_readable_ = false; return; }
-  if (err == SSL_ERROR_WANT_WRITE) { c_writable_ = false; return; }
+  hs_wants_read_ = err == SSL_ERROR_WANT_READ;
+  if (err == SSL_ERROR_WANT_READ) { cio_.readable = false; return; }
+  if (err == SSL_ERROR_WANT_WRITE) { cio_.writable = false; return; }
   ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
   std::string detail = take_ssl_error();
   if (detail.empty()) detail = err == SSL_ERROR_SYSCALL && errno ? strerror(errno) : "connection closed during handshake";

@@ -98,7 +98,7 @@ void Conn::step_relay() {
   while (progress) {
     progress = false;
     // client -> backend
-    if (!client_eof_ && c2b_.room() > 0 && (c_readable_ || SSL_has_pending(ssl_))) {
+    if (!client_eof_ && c2b_.room() > 0 && (cio_.readable || cio_.has_input() || SSL_has_pending(ssl_))) {
       ERR_clear_error();
       char* into = c2b_.tail(w_.pool);
       int n = SSL_read(ssl_, into, int(c2b_.tail_room()));
@@ -110,8 +110,8 @@ void Conn::step_relay() {
         if (cap_window_) watch_client_lines(into, size_t(n));
       } else {
         int err = SSL_get_error(ssl_, n);
-        if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
-        else if (err == SSL_ERROR_WANT_WRITE) c_writable_ = false;
+        if (err == SSL_ERROR_WANT_READ) cio_.readable = false;
+        else if (err == SSL_ERROR_WANT_WRITE) cio_.writable = false;
         else if (err == SSL_ERROR_ZERO_RETURN) { client_eof_ = true; progress = true; }
         else {
           return client_failed();
@@ -168,7 +168,7 @@ void Conn::step_relay() {
       progress = true;
     }
     if (cap_window_ && greeting_ == Greeting::None) filter_capabilities();
-    if (sendable() > 0 && c_writable_) {
+    if (sendable() > 0 && cio_.writable) {
       ERR_clear_error();
       int n = SSL_write(ssl_, b2c_.head(), int(sendable()));
       if (n > 0) {
@@ -178,8 +178,8 @@ void Conn::step_relay() {
         progress = true;
       } else {
         int err = SSL_get_error(ssl_, n);
-        if (err == SSL_ERROR_WANT_WRITE) c_writable_ = false;
-        else if (err == SSL_ERROR_WANT_READ) c_readable_ = false;
+        if (err == SSL_ERROR_WANT_WRITE) cio_.writable = false;
+        else if (err == SSL_ERROR_WANT_READ) cio_.readable = false;
         else {
           return client_failed();
         }
