@@ -15,6 +15,7 @@ peer=${1:?peer}; mode=${2:?mode}; n=${3:-2000}; trace=${4:-}
 out=$(mktemp -d /tmp/mf-sys-XXXXXX)
 pki=$PWD/bench/work/pki
 bport=25001 port=25101
+if ss -ltn | grep -qE ":($bport|$((bport + 1))|$port|$((port + 1))) "; then echo "bench/syscalls.sh: a port of 25001-2/25101-2 is taken (another run?)" >&2; exit 1; fi
 bench/work/bin/backend --port $bport --max-seconds 300 >"$out/backend.log" 2>&1 &
 bpid=$!
 bench/work/bin/backend --port $((bport + 1)) --discard --max-seconds 300 >"$out/sink.log" 2>&1 &
@@ -103,7 +104,7 @@ case $mode in
   bulk) lg --port $((port + 1)) --mode bulk -c 4 -t 3 >"$out/lg.json"; conns=4 ;;
 esac
 sleep 0.5
-kill -INT $st; wait $st 2>/dev/null || true
+kill -INT $st 2>/dev/null || true; wait $st 2>/dev/null || true
 tail -1 "$out/lg.json"
 if [ "$trace" = cpu ]; then
   c1=$(cpu)

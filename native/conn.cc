@@ -133,10 +133,12 @@ void Conn::advance() {
 // socket error here ends the connection as the failed SSL call would have.
 void Conn::flush_client() {
   if (state_ == State::Closed || cio_.out.empty() || cio_.flush()) return;
+  int err = errno;
   cio_.out.release(w_.pool);
+  errno = err;
   if (state_ != State::Handshake) return client_failed();
   ListenerCounters::bump(w_.counters[size_t(listener_)].handshake_failures);
-  close(CloseReason::HandshakeFailed, strerror(errno));
+  close(CloseReason::HandshakeFailed, strerror(err));
 }
 
 // ---- PROXY header from a trusted balancer (accept_proxy listeners) ----
