@@ -90,7 +90,7 @@ void LoginWatch::server_response(std::string_view line, std::vector<LoginOutcome
       }
       if (pending_.empty()) return;
       Pending p = std::move(pending_.front());
-      pending_.pop_front();
+      pending_.erase(pending_.begin());
       sasl_continues_ = 0;
       if (ok && p.multiline) s_in_multiline_ = true;
       if (p.kind == Pending::Kind::Pass || p.kind == Pending::Kind::Apop || p.kind == Pending::Kind::Auth)
@@ -109,7 +109,7 @@ void LoginWatch::server_response(std::string_view line, std::vector<LoginOutcome
       }
       if (pending_.empty()) return;
       Pending p = std::move(pending_.front());
-      pending_.pop_front();
+      pending_.erase(pending_.begin());
       sasl_continues_ = 0;
       if (p.kind == Pending::Kind::Auth)
         finish(p, ok ? LoginOutcome::Result::Success : no ? LoginOutcome::Result::Failure : LoginOutcome::Result::Error, out);
