@@ -14,6 +14,7 @@ cd "$(dirname "$0")/.."
 peer=${1:?peer}; mode=${2:?mode}; n=${3:-2000}; trace=${4:-}
 out=$(mktemp -d /tmp/mf-sys-XXXXXX)
 pki=$PWD/bench/work/pki
+le=$pki/letsencrypt; [ -d "$le" ] || le=$pki/le   # the bench's layout, before and after its PKI rework
 bport=25001 port=25101
 if ss -ltn | grep -qE ":($bport|$((bport + 1))|$port|$((port + 1))) "; then echo "bench/syscalls.sh: a port of 25001-2/25101-2 is taken (another run?)" >&2; exit 1; fi
 bench/work/bin/backend --port $bport --max-seconds 300 >"$out/backend.log" 2>&1 &
@@ -22,7 +23,7 @@ bench/work/bin/backend --port $((bport + 1)) --discard --max-seconds 300 >"$out/
 spid=$!
 cat >"$out/mf.yaml" <<EOF
 certificates:
-  letsencrypt: [$pki/le]
+  letsencrypt: [$le]
   default: mail.d00.bench.test
 listeners:
   - {name: echo, protocol: imaps, listen: ["127.0.0.1:$port"], backend: echo}
