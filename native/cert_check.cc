@@ -157,6 +157,19 @@ std::string weak_key(const EVP_PKEY* k) {
   return type + ", " + std::to_string(EVP_PKEY_get_security_bits(k)) + "-bit security; 112 or more needed";
 }
 
+// A certificate signed with a digest under 112 bits (SHA-1, MD5), described; "" otherwise.
+// OpenSSL 3.0 refuses such a chain when the context is built ("md too weak"), 3.5 loads it:
+// the rule is kept here so that every runtime refuses the same pairs. A self-signed root's
+// own signature is not checked by anyone, so it is not judged.
+std::string weak_signature(X509* x) {
+  if (X509_get_extension_flags(x) & EXFLAG_SS) return "";
+  int mdnid = NID_undef, secbits = -1;
+  uint32_t flags = 0;
+  if (!X509_get_signature_info(x, &mdnid, nullptr, &secbits, &flags) || secbits < 0 || secbits >= 112) return "";
+  const char* md = mdnid != NID_undef ? OBJ_nid2sn(mdnid) : "an unknown digest";
+  return std::string("signed with ") + md + ", " + std::to_string(secbits) + "-bit security; 112 or more needed";
+}
+
 const unsigned char kProbe[] = "mailfront: does this key sign for its certificate?";
 
 // X509_check_private_key (like SSL_CTX_use_cert_and_key) compares the public halves only: a key
@@ -285,6 +298,12 @@ CheckResult check_one(const PairInput& in) {
   for (int i = 0; pair->chain && i < sk_X509_num(pair->chain); i++) {
     weak = weak_key(X509_get0_pubkey(sk_X509_value(pair->chain, i)));
     if (!weak.empty()) return fail("weak", i + 1, weak);
+  }
+  weak = weak_signature(leaf);
+  if (!weak.empty()) return fail("weak-signature", 0, weak);
+  for (int i = 0; pair->chain && i < sk_X509_num(pair->chain); i++) {
+    weak = weak_signature(sk_X509_value(pair->chain, i));
+    if (!weak.empty()) return fail("weak-signature", i + 1, weak);
   }
   if (!signs_for(key, leaf)) return fail("signature", 0);
   describe_leaf(leaf, r);

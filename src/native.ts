@@ -40,6 +40,7 @@ export type CertCheck =
   | { error: 'mismatch'; at: number; keyType: string; certType: string }
   | { error: 'weak'; at: number; detail: string }
   | { error: 'signature'; at: number }
+  | { error: 'weak-signature'; at: number; detail: string }
   | {
       /** subjectAltName dNSName entries as written; cn: the subject's first CN ("" if none). */
       sanDns: string[];

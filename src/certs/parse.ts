@@ -55,6 +55,12 @@ function refusal(r: ReadCandidate, c: Extract<CertCheck, { error: string }>): Ce
         path: certPath,
         message: `${c.at === 0 ? `the private key ${keyPath}` : `the key of certificate #${c.at + 1} in ${certPath}`} is too weak for OpenSSL's security level 2, which mailfront runs at (${c.detail}); skipped`,
       };
+    case 'weak-signature':
+      return {
+        level: 'error',
+        path: certPath,
+        message: `certificate #${c.at + 1} in ${certPath} is ${c.detail}: too weak for OpenSSL's security level 2, which mailfront runs at; skipped`,
+      };
     case 'signature':
       return {
         level: 'error',
