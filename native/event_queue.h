@@ -27,7 +27,10 @@ class EventQueue : public EventSink {
   void open(Napi::Env env, Napi::Function cb, size_t max_pending) {
     max_pending_ = max_pending;
     state_ = new State;
-    tsfn_ = Napi::ThreadSafeFunction::New(env, cb, "mailfront-events", 0, 1, state_, [](Napi::Env, State* s) { delete s; });
+    tsfn_ = Napi::ThreadSafeFunction::New(env, cb, "mailfront-events", 0, 1, state_, [](Napi::Env, State* s) {
+      s->names.Reset();
+      delete s;
+    });
     tsfn_.Unref(env);
   }
   void ref(Napi::Env env) { if (tsfn_) tsfn_.Ref(env); }
@@ -47,11 +50,13 @@ class EventQueue : public EventSink {
     std::mutex mu;
     std::deque<Event> pending;
     uint64_t dropped = 0;  // since the last delivery
+    Napi::Reference<Napi::Array> names;  // JS thread: a connection record's property names
   };
 
   // JS thread.
   static void deliver(Napi::Env env, Napi::Function cb, State* s);
-  static Napi::Object to_js(Napi::Env env, const Event& e);
+  static Napi::Value to_js(Napi::Env env, const Event& e, State* s);
+  static Napi::Value connection_to_js(Napi::Env env, const ConnRecord& r, State* s);
 
   State* state_ = nullptr;
   Napi::ThreadSafeFunction tsfn_;

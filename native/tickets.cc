@@ -34,6 +34,25 @@ EVP_CIPHER* aes256cbc() {
   return c;
 }
 
+// Ticket IVs from a per-thread batch of DRBG output: one RAND_bytes per 32
+// tickets instead of one each (each call costs OpenSSL a lock and a getpid()
+// fork check). An IV is public (it travels in the ticket) but must be
+// unpredictable for CBC, which the DRBG's output is however it is cut.
+bool ticket_iv(unsigned char* iv, size_t len) {
+  constexpr size_t kBatch = 32 * EVP_MAX_IV_LENGTH;
+  thread_local unsigned char batch[kBatch];
+  thread_local size_t used = kBatch;
+  if (len > kBatch) return false;
+  if (kBatch - used < len) {
+    if (RAND_bytes(batch, int(kBatch)) != 1) return false;
+    used = 0;
+  }
+  memcpy(iv, batch + used, len);
+  OPENSSL_cleanse(batch + used, len);  // each IV is handed out once
+  used += len;
+  return true;
+}
+
 // Fails closed: a key the random generator could not fill is never used.
 bool random_key(TicketKey& k) {
   return RAND_bytes(k.name.data(), int(k.name.size())) == 1 && RAND_bytes(k.hmac.data(), int(k.hmac.size())) == 1 &&
@@ -50,7 +69,7 @@ int ticket_cb(SSL* ssl, unsigned char key_name[16], unsigned char* iv, EVP_CIPHE
   if (enc) {
     key = &set->keys.front();
     memcpy(key_name, key->name.data(), 16);
-    if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) <= 0) return -1;
+    if (!ticket_iv(iv, EVP_MAX_IV_LENGTH)) return -1;
     if (!EVP_EncryptInit_ex(cctx, aes256cbc(), nullptr, key->aes.data(), iv)) return -1;
   } else {
     for (size_t i = 0; i < set->keys.size(); i++) {

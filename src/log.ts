@@ -149,7 +149,12 @@ export function connectionLogLine(record: ConnectionRecord, privacy: LogPrivacy 
   };
   if (record.detail !== '') fields.detail = record.detail;
   if (privacy.usernames && record.user !== '') fields.user = record.user;
-  return { level: ordinaryCloseReasons().has(record.reason) ? 'info' : 'warn', fields, msg: 'connection closed' };
+  return { level: connectionLogLevel(record), fields, msg: 'connection closed' };
+}
+
+/** info for an ordinary close, warn for the rest (the close-reason table in native/close_reason.h). */
+export function connectionLogLevel(record: ConnectionRecord): 'info' | 'warn' {
+  return ordinaryCloseReasons().has(record.reason) ? 'info' : 'warn';
 }
 
 export function logConnection(logger: Logger, record: ConnectionRecord, privacy?: LogPrivacy): void {
@@ -208,6 +213,8 @@ export function loginLogLine(l: LoginRecord, privacy: LogPrivacy = { usernames: 
 export function logNativeEvents(logger: Logger, events: readonly NativeEvent[], throttle?: LogThrottle, privacy?: LogPrivacy): void {
   for (const event of events) {
     if (event.kind === 'connection' && event.record) {
+      // Most records are not logged at level warn: don't build their fields.
+      if (!logger.isLevelEnabled(connectionLogLevel(event.record))) continue;
       const line = connectionLogLine(event.record, privacy);
       if (line.level === 'info' || !throttle || throttle.admit(event.record.reason)) logger[line.level](line.fields, line.msg);
     } else if (event.kind === 'login' && event.login) {

@@ -190,6 +190,17 @@ describe('connection lines', () => {
     ]);
     expect(c.json()[1]).toMatchObject({ listener: 'sieve' });
   });
+
+  it('at level warn, logs the failed connections and not the ordinary closes, nor throttles them', () => {
+    const c = capture();
+    const logger = createLogger({ destination: c.destination, level: 'warn' });
+    const throttle = new LogThrottle({ threshold: 1, intervalMs: 60_000, summary: () => {} });
+    logNativeEvents(logger, [
+      { kind: 'connection', record: record() },
+      { kind: 'connection', record: record({ reason: 'backend_unavailable' }) },
+    ], throttle);
+    expect(c.json().map((l) => [l.level, l.reason])).toEqual([['warn', 'backend_unavailable']]);
+  });
 });
 
 describe('connection failure lines, throttled per reason', () => {
