@@ -10,9 +10,7 @@ namespace mf {
 
 namespace {
 
-// Writes up to this size are held for flush() (handshake flights, tickets,
-// replies); larger ones (bulk records) go out at once, after what is held.
-constexpr uint32_t kHoldMax = 4096;
+constexpr uint32_t kHoldMax = ClientIo::kHoldMax;
 // Asks for at least this many bytes (read_ahead in force) go straight into
 // OpenSSL's buffer; smaller ones (a record header) are served from ours.
 constexpr int kDirectRead = 4096;
@@ -77,7 +75,28 @@ int io_read(BIO* b, char* out, int len) {
   return int(take);
 }
 
-int io_write(BIO* b, const char* data, int len) {
+// Counts the protected records in what OpenSSL wrote (<p, n>, accepted by the
+// socket or held): headers may arrive split across writes.
+void count_records(ClientIo& io, const char* p, size_t n) {
+  while (n > 0) {
+    if (io.body_left > 0) {
+      size_t skip = std::min<size_t>(n, io.body_left);
+      io.body_left -= uint32_t(skip);
+      p += skip;
+      n -= skip;
+      if (io.body_left == 0 && io.header[0] == 23) io.protected_records++;
+      continue;
+    }
+    io.header[io.header_seen++] = uint8_t(*p++);
+    n--;
+    if (io.header_seen < 5) continue;
+    io.header_seen = 0;
+    io.body_left = uint32_t(io.header[3]) << 8 | io.header[4];
+    if (io.body_left == 0 && io.header[0] == 23) io.protected_records++;
+  }
+}
+
+int io_write_some(BIO* b, const char* data, int len) {
   ClientIo& io = io_of(b);
   BIO_clear_retry_flags(b);
   if (len <= 0) return 0;
@@ -98,6 +117,12 @@ int io_write(BIO* b, const char* data, int len) {
   }
   int n = send_some(io, data, size_t(len));
   if (n < 0 && errno == EAGAIN) BIO_set_retry_write(b);
+  return n;
+}
+
+int io_write(BIO* b, const char* data, int len) {
+  int n = io_write_some(b, data, len);
+  if (n > 0 && io_of(b).counting) count_records(io_of(b), data, size_t(n));
   return n;
 }
 
@@ -135,6 +160,8 @@ BIO* ClientIo::make_bio() {
   if (b) BIO_set_data(b, this);
   return b;
 }
+
+int ClientIo::read_socket(char* p, size_t len) { return recv_some(*this, p, len); }
 
 bool ClientIo::flush() {
   while (out.len > 0 && writable) {

@@ -15,6 +15,10 @@
 namespace mf {
 
 struct ClientIo {
+  // Writes up to this size are held for flush() (handshake flights, tickets,
+  // replies); larger ones (bulk records) go out at once, after what is held.
+  static constexpr uint32_t kHoldMax = 4096;
+
   int fd = -1;
   BufferPool* pool = nullptr;
   // Edge-triggered readiness, cleared when a call would block (or a read came back short).
@@ -25,6 +29,14 @@ struct ClientIo {
   bool eof = false;
   Buf in;   // read ahead of OpenSSL's asks
   Buf out;  // small writes held until flush()
+  // While counting (a handshake that may hand over to mailfront's record layer,
+  // tls13_record.h): protected records (outer type application_data) written so
+  // far, whole ones only, and where the stream is within the current record.
+  bool counting = false;
+  uint8_t header_seen = 0;
+  uint8_t header[5] = {};
+  uint32_t body_left = 0;
+  uint32_t protected_records = 0;
 
   // A new BIO reading and writing through this (SSL_set_bio takes it).
   BIO* make_bio();
@@ -33,6 +45,10 @@ struct ClientIo {
   // Sends what writes held back; false on a socket error (errno says which).
   // What the socket does not take stays for the next flush (writable is then false).
   bool flush();
+  // recv() into <p>: bytes read, 0 at EOF, -1 with errno (EAGAIN clears readable).
+  int read_socket(char* p, size_t len);
+  // The stream ends with a whole record (nothing half written).
+  bool at_record_boundary() const { return header_seen == 0 && body_left == 0; }
   void release();
 };
 

@@ -249,9 +249,17 @@ bool Conn::begin_tls() {
   }
   SSL_set_app_data(ssl_, this);
   SSL_set_accept_state(ssl_);
-  // One read() per TLS record batch instead of a header read and a body read
-  // (OpenSSL 3.2+ heeds it only after the handshake; until then cio_ reads ahead).
-  SSL_set_read_ahead(ssl_, 1);
+  if (snap_->own_record_layer) {
+    // A hand-over to our record layer after the handshake (conn_tls.cc) needs OpenSSL to
+    // have read exactly through the client's Finished: no read_ahead until then (cio_
+    // reads ahead for it), and the server's records counted for its write sequence.
+    secrets_ = std::make_unique<Tls13Secrets>();
+    cio_.counting = true;
+  } else {
+    // One read() per TLS record batch instead of a header read and a body read
+    // (OpenSSL 3.2+ heeds it only after the handshake; until then cio_ reads ahead).
+    SSL_set_read_ahead(ssl_, 1);
+  }
   dialog_.reset();
   std::string().swap(plain_out_);
   state_ = State::Handshake;

@@ -19,6 +19,7 @@
 #include "login.h"
 #include "net.h"
 #include "snapshot.h"
+#include "tls13_record.h"
 #include "wheel.h"
 
 namespace mf {
@@ -50,6 +51,8 @@ class Conn {
   // OpenSSL callbacks (worker thread, inside SSL_do_handshake).
   int on_servername(int* alert);
   int on_alpn(const unsigned char** out, unsigned char* outlen, const unsigned char* in, unsigned inlen);
+  // A key-log line: the application traffic secrets, kept for the hand-over (conn_tls.cc).
+  void on_keylog(const char* line);
 
   WheelNode timer;
   Conn* all_prev = nullptr;
@@ -88,6 +91,16 @@ class Conn {
   void watch_client_lines(const char* data, size_t n);
   void end_capability_window();
   uint32_t sendable() const { return cap_window_ ? b2c_ready_ : b2c_.len; }
+  // The client's TLS after the handshake (conn_tls.cc): OpenSSL's, or after the
+  // hand-over mailfront's own record layer (rec_) with the SSL freed.
+  enum class TlsIo : uint8_t { Ok, WantRead, WantWrite, Eof, Error };
+  void handshake_finished();
+  bool hand_over();
+  bool tls_may_read();
+  TlsIo tls_read(char* out, uint32_t cap, uint32_t& got);
+  TlsIo tls_write(const char* p, uint32_t n, uint32_t& put);
+  void tls_shutdown();
+  std::string tls_error();
   void say_goodbye(const std::string& text);
   void client_failed();
   void flush_counters();
@@ -105,6 +118,15 @@ class Conn {
   int cfd_;
   int bfd_ = -1;
   SSL* ssl_ = nullptr;
+  std::unique_ptr<Tls13Secrets> secrets_;  // during a handshake that may hand over
+  std::unique_ptr<Tls13Record> rec_;       // after the hand-over (ssl_ is then null)
+  // What the record says of the TLS session, taken when the handshake ends (the SSL may go).
+  struct TlsFacts {
+    const char* version = nullptr;  // static strings of OpenSSL's
+    const char* cipher = nullptr;
+    std::string group;
+    bool resumed = false;
+  } tls_facts_;
   State state_;
   Greeting greeting_ = Greeting::None;
   SockAddr peer_;

@@ -170,8 +170,8 @@ void Conn::connected() {
       getsockname(cfd_, reached.sa(), &reached.len);
     }
     // connected() runs after the handshake (an early connect waits for it): the TLS facts are final.
-    const char* version = ssl_ ? SSL_get_version(ssl_) : nullptr;
-    const char* cipher = ssl_ ? SSL_get_cipher_name(ssl_) : nullptr;
+    const char* version = tls_facts_.version;
+    const char* cipher = tls_facts_.cipher;
     // string_views of sni_ itself: a ternary with a std::string branch would make a temporary.
     std::string_view sni = sni_ == "(invalid)" ? std::string_view() : std::string_view(sni_);
     ProxyTls tls{version ? version : "", cipher ? cipher : "", sni};

@@ -16,7 +16,7 @@ namespace mf {
 // is how many clients end (sieve-connect on every session): an ordinary end,
 // not a client error.
 void Conn::client_failed() {
-  std::string d = take_ssl_error();
+  std::string d = tls_error();
   if (d.empty()) d = errno ? strerror(errno) : "connection reset";
   if (backend_eof_ || client_eof_) return close(first_eof_.value_or(backend_eof_ ? CloseReason::BackendClosed : CloseReason::ClientClosed), "then the client: " + d);
   close(CloseReason::ClientError, d);
@@ -34,17 +34,17 @@ void Conn::flush_counters() {
 
 void Conn::say_goodbye(const std::string& text) {
   ERR_clear_error();
-  if (handshake_done_ && ssl_) {
+  if (handshake_done_ && (ssl_ || rec_)) {
     // Best effort: what still pends for the client goes first, the goodbye after
     // it; not a backend greeting still waiting for its filter (it may say STARTTLS).
     if (greeting_ != Greeting::None) b2c_.release(w_.pool);
+    uint32_t n = 0;
     if (sendable() > 0) {
-      int n = SSL_write(ssl_, b2c_.head(), int(sendable()));
-      if (n > 0) bytes_out_ += uint64_t(n);
+      if (tls_write(b2c_.head(), sendable(), n) == TlsIo::Ok) bytes_out_ += n;
       b2c_.release(w_.pool);
     }
-    SSL_write(ssl_, text.data(), int(text.size()));
-  } else if (!ssl_) {
+    tls_write(text.data(), uint32_t(text.size()), n);
+  } else if (!ssl_ && !rec_) {
     // Pre-TLS replies still queued go first.
     plain_out_ += text;
     ssize_t r = ::send(cfd_, plain_out_.data(), plain_out_.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -56,10 +56,8 @@ void Conn::say_goodbye(const std::string& text) {
 void Conn::close(CloseReason reason, std::string detail) {
   if (state_ == State::Closed) return;
   state_ = State::Closed;
-  if (ssl_ && handshake_done_ && !tls_shut_) {
-    ERR_clear_error();
-    SSL_shutdown(ssl_);
-    ERR_clear_error();
+  if ((ssl_ || rec_) && handshake_done_ && !tls_shut_) {
+    tls_shutdown();
     tls_shut_ = true;
   }
   cio_.flush();  // best effort: a goodbye and the close_notify, in one write
@@ -79,6 +77,8 @@ void Conn::close(CloseReason reason, std::string detail) {
   w_.emit(std::move(ev));
   login_.reset();
   if (ssl_) { SSL_free(ssl_); ssl_ = nullptr; }
+  rec_.reset();
+  secrets_.reset();
   if (cfd_ >= 0) { w_.unwatch(cfd_); ::close(cfd_); cfd_ = -1; }
   drop_backend();
   c2b_.release(w_.pool);

@@ -103,6 +103,7 @@ void Conn::step_handshake() {
     ListenerCounters& c = w_.counters[size_t(listener_)];
     ListenerCounters::bump(c.handshakes);
     if (SSL_session_reused(ssl_)) ListenerCounters::bump(c.resumed);
+    handshake_finished();  // may free the SSL: ssl_ is null after a hand-over
     give_back_early_slot();  // a finished handshake is a client like any other
     if (snap_->limits.login_tracking) {
       login_ = std::make_unique<LoginWatch>(family(policy().proto));
@@ -138,11 +139,16 @@ int alpn_cb(SSL* ssl, const unsigned char** out, unsigned char* outlen, const un
   return c ? c->on_alpn(out, outlen, in, inlen) : SSL_TLSEXT_ERR_NOACK;
 }
 
+void keylog_cb(const SSL* ssl, const char* line) {
+  if (auto* c = static_cast<Conn*>(SSL_get_app_data(ssl))) c->on_keylog(line);
+}
+
 }  // namespace
 
-void install_conn_callbacks(SSL_CTX* ctx) {
+void install_conn_callbacks(SSL_CTX* ctx, bool keylog) {
   SSL_CTX_set_tlsext_servername_callback(ctx, servername_cb);
   SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, nullptr);
+  if (keylog) SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 }
 
 }  // namespace mf

@@ -24,11 +24,11 @@ void Conn::fill_record(ConnRecord& r) const {
   }
   r.server_local = server_local_;
   r.sni = sni_;
-  if (ssl_ && handshake_done_) {
-    r.tls_version = SSL_get_version(ssl_);
-    r.cipher = SSL_get_cipher_name(ssl_);
-    r.group = negotiated_group(ssl_);
-    r.resumed = SSL_session_reused(ssl_);
+  if (handshake_done_) {
+    r.tls_version = tls_facts_.version ? tls_facts_.version : "";
+    r.cipher = tls_facts_.cipher ? tls_facts_.cipher : "";
+    r.group = tls_facts_.group;
+    r.resumed = tls_facts_.resumed;
   }
   r.bytes_in = bytes_in_;
   r.bytes_out = bytes_out_;

@@ -98,21 +98,20 @@ void Conn::step_relay() {
   while (progress) {
     progress = false;
     // client -> backend
-    if (!client_eof_ && c2b_.room() > 0 && (cio_.readable || cio_.has_input() || SSL_has_pending(ssl_))) {
-      ERR_clear_error();
+    if (!client_eof_ && c2b_.room() > 0 && tls_may_read()) {
       char* into = c2b_.tail(w_.pool);
-      int n = SSL_read(ssl_, into, int(c2b_.tail_room()));
-      if (n > 0) {
+      uint32_t n = 0;
+      TlsIo r = tls_read(into, c2b_.tail_room(), n);
+      if (r == TlsIo::Ok) {
         if (login_) watch_logins(true, into, size_t(n));
-        c2b_.len += uint32_t(n);
-        bytes_in_ += uint64_t(n);
+        c2b_.len += n;
+        bytes_in_ += n;
         progress = true;
         if (cap_window_) watch_client_lines(into, size_t(n));
       } else {
-        int err = SSL_get_error(ssl_, n);
-        if (err == SSL_ERROR_WANT_READ) cio_.readable = false;
-        else if (err == SSL_ERROR_WANT_WRITE) cio_.writable = false;
-        else if (err == SSL_ERROR_ZERO_RETURN) { client_eof_ = true; progress = true; }
+        if (r == TlsIo::WantRead) cio_.readable = false;
+        else if (r == TlsIo::WantWrite) cio_.writable = false;
+        else if (r == TlsIo::Eof) { client_eof_ = true; progress = true; }
         else {
           return client_failed();
         }
@@ -169,17 +168,16 @@ void Conn::step_relay() {
     }
     if (cap_window_ && greeting_ == Greeting::None) filter_capabilities();
     if (sendable() > 0 && cio_.writable) {
-      ERR_clear_error();
-      int n = SSL_write(ssl_, b2c_.head(), int(sendable()));
-      if (n > 0) {
-        bytes_out_ += uint64_t(n);
-        if (cap_window_) b2c_ready_ -= uint32_t(n);
-        b2c_.consume(uint32_t(n), w_.pool);
+      uint32_t n = 0;
+      TlsIo r = tls_write(b2c_.head(), sendable(), n);
+      if (r == TlsIo::Ok) {
+        bytes_out_ += n;
+        if (cap_window_) b2c_ready_ -= n;
+        b2c_.consume(n, w_.pool);
         progress = true;
       } else {
-        int err = SSL_get_error(ssl_, n);
-        if (err == SSL_ERROR_WANT_WRITE) cio_.writable = false;
-        else if (err == SSL_ERROR_WANT_READ) cio_.readable = false;
+        if (r == TlsIo::WantWrite) cio_.writable = false;
+        else if (r == TlsIo::WantRead) cio_.readable = false;
         else {
           return client_failed();
         }
@@ -198,9 +196,7 @@ void Conn::step_relay() {
   // The backend's FIN becomes a close_notify once all it sent is out. The client
   // may still finish what it was sending (half-close), for a short while.
   if (backend_eof_ && b2c_.empty() && !tls_shut_) {
-    ERR_clear_error();
-    SSL_shutdown(ssl_);
-    ERR_clear_error();
+    tls_shutdown();
     tls_shut_ = true;
     fin_deadline_ms_ = w_.now + std::min<int64_t>(kFinLingerMs, snap_->timeouts.idle_ms);
     w_.wheel.insert(&timer, deadline());

@@ -9,7 +9,8 @@ namespace mf {
 struct alignas(64) ListenerCounters {
   std::atomic<uint64_t> accepted{0}, rejected_limit{0}, rejected_per_client{0}, handshakes{0},
       handshake_failures{0}, resumed{0}, sni_unknown{0}, bytes_in{0}, bytes_out{0}, backend_failures{0},
-      proxy_refused{0}, proxy_malformed{0}, early_deferred{0}, rejected_banned{0}, rejected_rate{0};
+      proxy_refused{0}, proxy_malformed{0}, early_deferred{0}, rejected_banned{0}, rejected_rate{0}, record_layer{0},
+      record_layer_declined{0};
   std::atomic<int64_t> active{0};
 
   static void bump(std::atomic<uint64_t>& c, uint64_t n = 1) { c.store(c.load(std::memory_order_relaxed) + n, std::memory_order_relaxed); }
@@ -36,6 +37,8 @@ inline constexpr CounterField kCounterFields[] = {
     {"earlyConnectsDeferred", &ListenerCounters::early_deferred},
     {"rejectedBanned", &ListenerCounters::rejected_banned},
     {"rejectedRate", &ListenerCounters::rejected_rate},
+    {"recordLayer", &ListenerCounters::record_layer},
+    {"recordLayerDeclined", &ListenerCounters::record_layer_declined},
 };
 
 }  // namespace mf

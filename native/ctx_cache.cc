@@ -23,6 +23,7 @@ std::string ctx_digest(const TlsPolicy& policy, const std::vector<CheckedPairPtr
   add(policy.ciphers);
   add(policy.ciphersuites);
   add(policy.groups);
+  add(policy.own_record_layer ? "keylog" : "");
   for (const CheckedPairPtr& p : pairs) {
     if (p->digest.empty()) ok = false;
     add(p->digest);

@@ -99,6 +99,7 @@ struct Snapshot {
   std::unordered_map<std::string, int> wildcard;  // keyed by the suffix after "*."
   int default_ctx{};
   bool reject_unknown{};
+  bool own_record_layer{};  // tls.recordLayer "mailfront": TLS 1.3 connections leave OpenSSL after the handshake
   std::vector<std::unique_ptr<Backend>> backends;
   std::vector<ListenerPolicy> listeners;
   Timeouts timeouts;

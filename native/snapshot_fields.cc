@@ -52,6 +52,7 @@ TlsPolicy read_tls_policy(const JsField& tls) {
   JsField groups = tls["groups"];
   p.groups = groups.str();
   if (p.groups.empty()) groups.expected("a non-empty OpenSSL group list");
+  p.own_record_layer = tls["recordLayer"].one_of({"mailfront", "openssl"}) == 0;
   return p;
 }
 

@@ -13,7 +13,7 @@
 
 namespace mf {
 
-// tls.minVersion, ciphers, ciphersuites, groups (ticketKeys: read_ticket_keys).
+// tls.minVersion, ciphers, ciphersuites, groups, recordLayer (ticketKeys: read_ticket_keys).
 TlsPolicy read_tls_policy(const JsField& tls);
 // tls.ticketKeys: copied, then every Buffer given is zeroed, also when one of them is refused
 // (the FieldError comes after all are wiped): from then on the only copies are the data plane's.

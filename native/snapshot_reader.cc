@@ -39,6 +39,7 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& object, CtxCache& ca
   read_listeners(js["listeners"], *s);
   s->timeouts = read_timeouts(js["timeouts"]);
   s->limits = read_limits(js["limits"]);
+  s->own_record_layer = policy.own_record_layer;
   size_t context_count = js["contexts"].length();
   if (context_count == 0) js["contexts"].fail("expected at least one certificate context");
   read_sni_index(js, context_count, *s);

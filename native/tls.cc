@@ -114,7 +114,7 @@ SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<CheckedPair
   static const unsigned char sid_ctx[] = "mailfront";
   SSL_CTX_set_session_id_context(c, sid_ctx, sizeof sid_ctx - 1);
   TicketKeys::install(c, policy.ticket_keys);
-  install_conn_callbacks(c);
+  install_conn_callbacks(c, policy.own_record_layer);
   for (const CheckedPairPtr& p : pairs) {
     if (!p || !add_pair(c, *p, err)) return nullptr;
   }

@@ -22,6 +22,9 @@ struct TlsPolicy {
   std::string ciphers;       // TLS 1.2
   std::string ciphersuites;  // TLS 1.3
   std::string groups;        // key exchange, an OpenSSL group list ("X25519MLKEM768:X25519:P-256")
+  // tls.recordLayer "mailfront": the contexts log the traffic secrets to the connection
+  // (install_conn_callbacks), for the hand-over to mailfront's record layer.
+  bool own_record_layer{};
   // The keys the contexts' session tickets use: those of the Proxy that builds them.
   std::shared_ptr<TicketKeys> ticket_keys;
 };
@@ -59,8 +62,9 @@ std::string negotiated_group(SSL* ssl);
 // IMAP STARTTLS are one application protocol (ALPN "imap") and share theirs; so do POP3S and POP3.
 bool bind_session_context(SSL* ssl, Proto proto);
 
-// Defined with the handshake (conn_handshake.cc): servername and ALPN callbacks, which
+// Defined with the handshake (conn_handshake.cc): servername and ALPN callbacks, and the
+// key-log callback when <keylog> (never to a file: to the Conn, for the hand-over), which
 // find their Conn through the SSL's app data.
-void install_conn_callbacks(SSL_CTX* ctx);
+void install_conn_callbacks(SSL_CTX* ctx, bool keylog);
 
 }  // namespace mf

@@ -180,6 +180,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     'mailfront_backend_early_connects_deferred_total',
     'Backend connects that waited for the end of the TLS handshake because the pool already had 32 opened for clients still in theirs, by listener.',
   );
+  const recordLayer = nativeCounter(
+    'mailfront_tls_record_layer_total',
+    'Handshakes under tls.record_layer mailfront, by listener and the record layer that carries the connection after it (mailfront: TLS 1.3, the SSL freed; openssl: TLS 1.2, or a state not handed over).',
+    ['listener', 'layer'],
+  );
   const proxyRejected = nativeCounter(
     'mailfront_proxy_headers_rejected_total',
     'Connections to an accept_proxy listener closed for their PROXY header, by listener and kind (refused: the sender is not in trusted_proxies; malformed: a malformed, unfinished or timed-out header).',
@@ -211,6 +216,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       add(bytes, 'bytesOut', { direction: 'out' });
       add(backendFailures, 'backendFailures');
       add(earlyDeferred, 'earlyConnectsDeferred');
+      add(recordLayer, 'recordLayer', { layer: 'mailfront' });
+      add(recordLayer, 'recordLayerDeclined', { layer: 'openssl' });
       add(proxyRejected, 'proxyRefused', { kind: 'refused' });
       add(proxyRejected, 'proxyMalformed', { kind: 'malformed' });
     }

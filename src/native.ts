@@ -122,6 +122,8 @@ export interface NativeSnapshot {
     ciphersuites: string;
     /** Key-exchange groups, an OpenSSL group list ("X25519MLKEM768:X25519:P-256"); required. */
     groups: string;
+    /** After a TLS 1.3 handshake: mailfront's own record layer (the SSL freed), or OpenSSL's to the end. */
+    recordLayer: 'mailfront' | 'openssl';
     /**
      * Session-ticket keys, 80 bytes each (name 16, HMAC 32, AES 32); newest first. Empty: native makes and rotates its own.
      * apply() copies them and overwrites these Buffers with zeros (also when it refuses the snapshot): pass them once.
@@ -249,6 +251,10 @@ export interface ListenerCounters {
   rejectedBanned: number;
   /** Refused at accept: the client network is over limits.connection_rate. */
   rejectedRate: number;
+  /** tls.recordLayer mailfront: connections handed over to mailfront's record layer after the handshake (the SSL freed). */
+  recordLayer: number;
+  /** tls.recordLayer mailfront: handshakes that stayed on OpenSSL (TLS 1.2, or a state not handed over). */
+  recordLayerDeclined: number;
 }
 
 export interface NativeStats {

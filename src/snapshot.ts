@@ -80,6 +80,7 @@ export function buildSnapshot(
       ciphers: config.tls.ciphers,
       ciphersuites: config.tls.ciphersuites,
       groups: config.tls.groups,
+      recordLayer: config.tls.recordLayer,
       ticketKeys: [...ticketKeys],
     },
     backends,

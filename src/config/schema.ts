@@ -15,7 +15,7 @@ import {
   serverAddress, sieveCapabilityLines, workers, type Ctx,
 } from './fields.js';
 import { dnsName, sniPattern } from './hostnames.js';
-import { ciphers, ciphersuites, groups, INTERMEDIATE_CIPHERS, minVersion } from './tls-fields.js';
+import { ciphers, ciphersuites, groups, INTERMEDIATE_CIPHERS, minVersion, recordLayer } from './tls-fields.js';
 
 export { crossCheck, type SchemaIssue } from './cross-check.js';
 export { parseDuration } from './durations.js';
@@ -130,7 +130,7 @@ export const ConfigSchema = obj({
     .pipe(z.record(z.string(), Backend)),
   routes: list(Route, { what: 'routes' }),
   tls: mapping(
-    obj({ min_version: minVersion, ciphers, ciphersuites, groups, ticket_keys: filePath.optional() }),
+    obj({ min_version: minVersion, ciphers, ciphersuites, groups, ticket_keys: filePath.optional(), record_layer: recordLayer }),
     'TLS settings',
   ),
   timeouts: mapping(
@@ -244,6 +244,8 @@ export function toConfig(raw: RawConfig, baseDir: string, defaultGroups: string)
       ciphersuites: t.ciphersuites,
       /** Key-exchange groups (OpenSSL list): the file's, else the default for the running library (load.ts). */
       groups: t.groups ?? defaultGroups,
+      /** After a TLS 1.3 handshake: mailfront's record layer (the SSL freed) or OpenSSL's to the end. */
+      recordLayer: t.record_layer,
       /** Absolute path of a session-ticket key file, if any. */
       ...(t.ticket_keys !== undefined ? { ticketKeys: abs(t.ticket_keys) } : {}),
     },

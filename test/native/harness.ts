@@ -68,6 +68,10 @@ export interface SnapshotOptions {
   /** tls.groups; default: the running library's default (hybrid first on OpenSSL 3.5). */
   groups?: string;
   badKey?: boolean;
+  /** tls.recordLayer; default mailfront, as in the config. */
+  recordLayer?: 'mailfront' | 'openssl';
+  /** tls.minVersion; default TLSv1.2. */
+  minVersion?: 'TLSv1.2' | 'TLSv1.3';
   proxyProtocol?: 'off' | 'v1' | 'v2' | 'v2-ssl';
 }
 
@@ -106,10 +110,11 @@ export function buildSnapshot(pki: Pki, o: SnapshotOptions): NativeSnapshot {
     defaultContext: 0,
     unknownSni: o.unknownSni ?? 'default',
     tls: {
-      minVersion: 'TLSv1.2',
+      minVersion: o.minVersion ?? 'TLSv1.2',
       ciphers: o.ciphers ?? 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305',
       ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
       groups: o.groups ?? defaultGroups(tlsLibrary()),
+      recordLayer: o.recordLayer ?? 'mailfront',
       ticketKeys: [],
     },
     backends: [{ name: 'pool', servers: o.servers, proxyProtocol: o.proxyProtocol ?? 'off', balance: 'first' }],

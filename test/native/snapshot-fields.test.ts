@@ -29,6 +29,8 @@ const CASES: [string, Spoil, RegExp][] = [
   ['tls.minVersion', (s) => ((s.tls as any).minVersion = 'TLSv1.1'), /expected one of "TLSv1.2", "TLSv1.3", got "TLSv1.1"/],
   ['tls.ciphers', (s) => ((s.tls as any).ciphers = 7), /expected a string, got 7/],
   ['tls.groups', (s) => (s.tls.groups = ''), /empty/],
+  ['tls.recordLayer', (s) => ((s.tls as any).recordLayer = 'kernel'), /expected one of "mailfront", "openssl", got "kernel"/],
+  ['tls.recordLayer', (s) => delete (s.tls as any).recordLayer, /got nothing \(missing\)/],
   ['contexts[2].certs[0]', (s) => ((s.contexts[2]!.certs as unknown[])[0] = {}), /not a pair from checkCertificates/],
   ['unknownSni', (s) => ((s as any).unknownSni = 'maybe'), /expected one of "default", "reject", got "maybe"/],
   ['defaultContext', (s) => (s.defaultContext = 4), /expected an integer from 0 to 3, got 4/],

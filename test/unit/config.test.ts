@@ -83,6 +83,7 @@ describe('parseConfig: valid documents', () => {
       ciphers: INTERMEDIATE_CIPHERS,
       ciphersuites: 'TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
       groups: 'X25519MLKEM768:X25519:P-256',
+      recordLayer: 'mailfront',
     });
     expect(c.timeouts).toEqual({ handshakeMs: 10_000, pretlsMs: 60_000, connectMs: 5_000, idleMs: 31 * 60_000, drainMs: 30_000 });
     expect(c.limits).toEqual({ connections: 100_000, perClient: 200, lineBytes: 8192, loginTracking: true, loginFailures: { count: 10, windowMs: 600_000, banMs: 900_000 }, connectionRate: 600, ipv6Prefix: 64, exempt: [] });
@@ -266,6 +267,12 @@ describe('parseConfig: errors name FILE:LINE:COL and the key path', () => {
       'test.yaml:11:21: tls.ciphersuites: TLS_AES_128_CCM_8_SHA256 is refused: its 8-byte tag is marked not recommended for TLS 1.3 (RFC 8447); use TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256',
     ]);
     expect(parseConfig(MINIMAL + 'tls: {ciphersuites: "TLS_AES_128_CCM_SHA256"}\n', 'test.yaml').tls.ciphersuites).toBe('TLS_AES_128_CCM_SHA256');
+  });
+
+  it('tls.record_layer: mailfront by default, openssl the way back, anything else refused with the choices', () => {
+    expect(parseConfig(MINIMAL, 'test.yaml').tls.recordLayer).toBe('mailfront');
+    expect(parseConfig(MINIMAL + 'tls: {record_layer: openssl}\n', 'test.yaml').tls.recordLayer).toBe('openssl');
+    expect(errorsOf(MINIMAL + 'tls: {record_layer: kernel}\n')).toEqual(['test.yaml:11:21: tls.record_layer: "kernel" is not one of mailfront, openssl']);
   });
 
   it('YAML syntax error with its line', () => {

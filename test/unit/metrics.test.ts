@@ -23,6 +23,8 @@ function counters(name: string, over: Partial<ListenerCounters> = {}): ListenerC
     earlyConnectsDeferred: 0,
     rejectedBanned: 0,
     rejectedRate: 0,
+    recordLayer: 0,
+    recordLayerDeclined: 0,
     ...over,
   };
 }

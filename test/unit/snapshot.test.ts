@@ -105,7 +105,7 @@ describe('buildSnapshot', () => {
     expect(snap.wildcard).toEqual({ 'example.org': 0 });
     expect(snap.defaultContext).toBe(0);
     expect(snap.unknownSni).toBe('reject');
-    expect(snap.tls).toEqual({ minVersion: 'TLSv1.3', ciphers: INTERMEDIATE_CIPHERS, ciphersuites: 'TLS_AES_256_GCM_SHA384', groups: defaultGroups(tlsLibrary()), ticketKeys: [] });
+    expect(snap.tls).toEqual({ minVersion: 'TLSv1.3', ciphers: INTERMEDIATE_CIPHERS, ciphersuites: 'TLS_AES_256_GCM_SHA384', groups: defaultGroups(tlsLibrary()), recordLayer: 'mailfront', ticketKeys: [] });
     expect(snap.timeouts).toEqual({ handshakeMs: 7000, pretlsMs: 30_000, connectMs: 2000, idleMs: 45 * 60_000 });
     expect(snap.limits).toEqual({ connections: 5000, perClient: 50, lineBytes: 4096, loginTracking: true, loginFailures: { count: 10, windowMs: 600_000, banMs: 900_000 }, connectionRate: 600, ipv6Prefix: 64, exempt: [] });
     const key = Buffer.alloc(80, 1);
