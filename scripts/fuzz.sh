@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in native/fuzz/ (clang, -fsanitize=fuzzer,address,undefined;
-# pure sources only: no Node, no sockets) and runs each for a bounded time.
+# pure sources only: no Node, no sockets; the record layer links the system's libcrypto)
+# and runs each for a bounded time.
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     default: 20 s, every target
 #
@@ -14,7 +15,7 @@ cd "$(dirname "$0")/.."
 
 SECS=${1:-20}
 shift || true
-ALL_TARGETS=(dialog greeting proxy_header proxy_parse addr sni login)
+ALL_TARGETS=(dialog greeting proxy_header proxy_parse addr sni login record)
 [ $# -gt 0 ] && TARGETS=("$@") || TARGETS=("${ALL_TARGETS[@]}")
 OUT=${FUZZ_DIR:-tmp/fuzz}
 
@@ -24,7 +25,7 @@ if [ -z "$CLANGXX" ]; then
   exit 2
 fi
 
-# Sources each target links (pure: no Node, no OpenSSL calls, no sockets).
+# Sources each target links (pure: no Node, no sockets; OpenSSL's crypto only for record).
 declare -A SOURCES=(
   [dialog]="native/dialog.cc"
   [greeting]="native/backend_greeting.cc"
@@ -33,9 +34,11 @@ declare -A SOURCES=(
   [addr]="native/net.cc"
   [sni]="native/sni.cc"
   [login]="native/login.cc native/login_server.cc native/login_text.cc"
+  [record]="native/tls13_record.cc native/tls13_keys.cc"
 )
+declare -A LIBS=([record]="-lcrypto")
 # Largest input: a relay buffer (16 KiB) for the byte streams, small for names.
-declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=1500 [proxy_parse]=1024 [addr]=300 [sni]=300 [login]=16384)
+declare -A MAXLEN=([dialog]=16384 [greeting]=16384 [proxy_header]=1500 [proxy_parse]=1024 [addr]=300 [sni]=300 [login]=16384 [record]=40000)
 
 # Node's own OpenSSL headers (util.h includes them; nothing is linked).
 NODE_INC=$(node -p "require('path').resolve(process.execPath, '../../include/node')" 2>/dev/null || true)
@@ -49,7 +52,7 @@ pids=()
 for t in "${TARGETS[@]}"; do
   [ -n "${SOURCES[$t]:-}" ] || { echo "fuzz.sh: unknown target $t (${ALL_TARGETS[*]})" >&2; exit 2; }
   # shellcheck disable=SC2086
-  "$CLANGXX" "${CXXFLAGS[@]}" -o "$OUT/bin/fuzz_$t" "native/fuzz/fuzz_$t.cc" ${SOURCES[$t]} &
+  "$CLANGXX" "${CXXFLAGS[@]}" -o "$OUT/bin/fuzz_$t" "native/fuzz/fuzz_$t.cc" ${SOURCES[$t]} ${LIBS[$t]:-} &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
