@@ -62,7 +62,6 @@ bool Tls13Record::set_key(Direction& d, bool enc) {
   bool ok = derive_traffic_key(suite_, d.secret, k) && EVP_CipherInit_ex(d.ctx, cipher, nullptr, k.key, nullptr, enc) == 1;
   memcpy(d.iv, k.iv, kIvLen);
   OPENSSL_cleanse(&k, sizeof k);
-  d.seq = enc ? d.seq : 0;
   return ok;
 }
 
@@ -94,13 +93,19 @@ bool Tls13Record::seal(uint8_t type, const char* p, uint32_t n, Buf& wire) {
             (n == 0 || EVP_CipherUpdate(c, body, &l, reinterpret_cast<const uint8_t*>(p), int(n)) == 1) &&
             EVP_CipherUpdate(c, body + n, &l, &type, 1) == 1 && EVP_CipherFinal_ex(c, body + n + 1, &l) == 1 &&
             EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, int(kTagLen), body + n + 1) == 1;
-  if (!ok) return false;
+  if (!ok) {
+    // Nothing of it was appended; the connection ends rather than try this nonce again.
+    failed_ = true;
+    why_ = "internal_error: sealing a record failed";
+    return false;
+  }
   write_.seq++;
   wire.len += total;
   return true;
 }
 
-// Decrypts the record at <rec> (header and <len> bytes of ciphertext) in place; false on a bad tag.
+// Decrypts the record at <rec> (header and <len> bytes of ciphertext) in place; false on a bad tag
+// (or a sequence number at its end: it never wraps).
 bool Tls13Record::open(uint8_t* rec, uint32_t len) {
   if (len < 1 + kTagLen || read_.seq == UINT64_MAX) return false;
   uint8_t iv[kIvLen];
@@ -270,6 +275,7 @@ Tls13Record::Status Tls13Record::on_handshake(const uint8_t* msg, uint32_t n, Bu
   if (n != 5) return fail(kUnexpectedMessage, "unexpected_message: a KeyUpdate not at the end of its record", wire);
   if (msg[4] > 1) return fail(kIllegalParameter, "illegal_parameter: a KeyUpdate neither requested nor not", wire);
   if (!next_traffic_secret(suite_, read_.secret) || !set_key(read_, false)) return fail(kInternalError, "internal_error: the client's next key", wire);
+  read_.seq = 0;
   // update_requested: ours follows under the current key, then our key changes (4.6.3).
   if (msg[4] == 1) key_update_owed_ = true;
   if (key_update_owed_) write(nullptr, 0, wire);
