@@ -284,6 +284,7 @@ Tls13Record::Status Tls13Record::on_handshake(const uint8_t* msg, uint32_t n, Bu
 
 uint32_t Tls13Record::write(const char* p, uint32_t n, Buf& wire) {
   if (failed_) return 0;
+  if (write_.seq >= kRekeyAfterRecords) key_update_owed_ = true;
   if (key_update_owed_) {
     static const char kUpdate[5] = {char(kKeyUpdate), 0, 0, 1, 0};  // update_not_requested
     if (!seal(kHandshake, kUpdate, sizeof kUpdate, wire)) return 0;

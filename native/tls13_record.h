@@ -21,6 +21,10 @@ constexpr uint32_t kRecordHeader = 5;
 constexpr uint32_t kMaxPlaintext = 1 << 14;
 constexpr uint32_t kMaxCiphertext = kMaxPlaintext + 256;
 constexpr uint32_t kMaxRecord = kRecordHeader + kMaxCiphertext;
+// RFC 8446 5.5: at most 2^24.5 full-size records under one AES-GCM key. Neither
+// OpenSSL nor clients roll a server's key on their own, so we send a KeyUpdate
+// (update_not_requested) and take the next key once this many records went out under one.
+constexpr uint64_t kRekeyAfterRecords = uint64_t(1) << 24;
 // What sealing adds to the plaintext: header, inner content type, tag.
 constexpr uint32_t kSealOverhead = kRecordHeader + 1 + kTagLen;
 

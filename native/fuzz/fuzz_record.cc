@@ -121,6 +121,41 @@ void check_replies(Ref& server, mf::Buf& wire, size_t updates_asked, bool failed
 
 }  // namespace
 
+// Once, before the inputs: past kRekeyAfterRecords under one key, our next write
+// is a KeyUpdate(update_not_requested) under the old key, then the data under the next
+// key from sequence 0, unasked.
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  for (Tls13Suite suite : {Tls13Suite::Aes128Gcm, Tls13Suite::Aes256Gcm, Tls13Suite::Chacha20Poly1305}) {
+    mf::BufferPool pool;
+    auto rec = mf::Tls13Record::make(suite, kClientSecret, kServerSecret, mf::kRekeyAfterRecords - 1, pool);
+    FUZZ_CHECK(rec, "make");
+    mf::Buf wire;
+    FUZZ_CHECK(rec->write("last", 4, wire) == 4 && rec->write("next", 4, wire) == 4, "rekey: write");
+    Ref server(suite, kServerSecret);
+    server.seq = mf::kRekeyAfterRecords - 1;
+    std::string w(wire.head(), wire.len);
+    auto open_next = [&](size_t& at) {
+      const uint8_t* h = reinterpret_cast<const uint8_t*>(w.data() + at);
+      size_t len = size_t(h[3]) << 8 | h[4];
+      FUZZ_CHECK(w.size() - at >= 5 + len && len > 17, "rekey: a short record");
+      std::string body(w.substr(at + 5, len));
+      uint8_t* b = reinterpret_cast<uint8_t*>(body.data());
+      FUZZ_CHECK(server.crypt(false, h, b, len - 16, b, b + len - 16), "rekey: a record does not open at seq %llu", (unsigned long long)server.seq);
+      at += 5 + len;
+      return body.substr(0, len - 16);
+    };
+    size_t at = 0;
+    FUZZ_CHECK(open_next(at) == std::string("last\x17", 5), "rekey: the last record under the old key");
+    std::string update = open_next(at);
+    FUZZ_CHECK(update.size() == 6 && is_key_update(22, reinterpret_cast<const uint8_t*>(update.data()), 5) && update[4] == 0 && update[5] == 22,
+               "rekey: no KeyUpdate(update_not_requested) after %llu records", (unsigned long long)mf::kRekeyAfterRecords);
+    server.update();
+    FUZZ_CHECK(open_next(at) == std::string("next\x17", 5) && at == w.size(), "rekey: the data under the next key from sequence 0");
+    wire.release(pool);
+  }
+  return 0;
+}
+
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   static const Tls13Suite kSuites[] = {Tls13Suite::Aes128Gcm, Tls13Suite::Aes256Gcm, Tls13Suite::Chacha20Poly1305};
