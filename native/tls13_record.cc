@@ -242,17 +242,19 @@ Tls13Record::Status Tls13Record::read(char* out, uint32_t cap, uint32_t& got, Bu
         pt_at_ = kRecordHeader;
         pt_left_ = n;
         continue;
-      case kAlert:
+      case kAlert: {
         // One alert per record, never fragmented (RFC 8446 5.1).
         if (n != 2) return fail(kDecodeError, "decode_error: an alert record that is not one alert", wire);
+        uint8_t desc = pt[1];  // taken first: consume_record frees the buffer when it empties
         consume_record();
-        if (pt[1] == kCloseNotify) {
+        if (desc == kCloseNotify) {
           eof_ = true;  // the client's EOF, as SSL_read's SSL_ERROR_ZERO_RETURN
           return Status::Eof;
         }
         failed_ = true;  // any other alert ends the connection: nothing more is sent
-        peer_alert_ = pt[1];
+        peer_alert_ = desc;
         return Status::Error;
+      }
       case kHandshake: {
         Status s = on_handshake(pt, n, wire);
         if (s != Status::Ok) return s;
