@@ -14,7 +14,12 @@ constexpr uint8_t kChangeCipherSpec = 20, kAlert = 21, kHandshake = 22, kApplica
 constexpr uint8_t kKeyUpdate = 24;
 // Alert descriptions (RFC 8446 6).
 constexpr uint8_t kCloseNotify = 0, kUnexpectedMessage = 10, kBadRecordMac = 20, kRecordOverflow = 22,
-                  kIllegalParameter = 47, kDecodeError = 50, kInternalError = 80;
+                  kIllegalParameter = 47, kDecodeError = 50, kInternalError = 80, kUserCanceled = 90;
+// Records in a row that give no application data (empty ones, KeyUpdates, user_canceled):
+// each costs a decryption (a KeyUpdate a key schedule) and moves nothing, so without a bound a
+// client keeps the worker in tls_read for as long as it sends. OpenSSL ends the connection at
+// the 33rd empty record (MAX_EMPTY_RECORDS), BoringSSL at the 33rd KeyUpdate (kMaxKeyUpdates).
+constexpr uint32_t kMaxIdleRecords = 32;
 
 uint32_t record_length(const char* h) { return uint32_t(uint8_t(h[3])) << 8 | uint8_t(h[4]); }
 
@@ -233,6 +238,10 @@ Tls13Record::Status Tls13Record::read(char* out, uint32_t cap, uint32_t& got, Bu
     if (n == 0) return fail(kUnexpectedMessage, "unexpected_message: a record of padding only", wire);
     uint8_t type = pt[--n];
     if (n > kMaxPlaintext) return fail(kRecordOverflow, "record_overflow: more than 2^14 bytes of plaintext in a record", wire);
+    bool idle = (type == kApplicationData && n == 0) || type == kHandshake || (type == kAlert && n == 2 && pt[1] == kUserCanceled);
+    if (!idle) idle_records_ = 0;
+    else if (++idle_records_ > kMaxIdleRecords)
+      return fail(kUnexpectedMessage, "unexpected_message: more than 32 records in a row without application data", wire);
     switch (type) {
       case kApplicationData:
         if (n == 0) {  // allowed (traffic analysis cover); nothing to give
@@ -247,6 +256,9 @@ Tls13Record::Status Tls13Record::read(char* out, uint32_t cap, uint32_t& got, Bu
         if (n != 2) return fail(kDecodeError, "decode_error: an alert record that is not one alert", wire);
         uint8_t desc = pt[1];  // taken first: consume_record frees the buffer when it empties
         consume_record();
+        // user_canceled is the one alert besides close_notify that ends nothing (RFC 8446 6.1,
+        // as OpenSSL): a close_notify is to follow.
+        if (desc == kUserCanceled) continue;
         if (desc == kCloseNotify) {
           eof_ = true;  // the client's EOF, as SSL_read's SSL_ERROR_ZERO_RETURN
           return Status::Eof;

@@ -88,6 +88,7 @@ class Tls13Record {
   BufferPool& pool_;
   Direction read_, write_;
   bool key_update_owed_ = false;  // the client asked for ours; sent before our next record
+  uint32_t idle_records_ = 0;     // records in a row without application data (kMaxIdleRecords)
   bool eof_ = false, failed_ = false, closed_ = false;
   uint8_t peer_alert_ = 0;        // the client's alert that ended it (0: none)
   const char* why_ = nullptr;     // our reason, when we ended it

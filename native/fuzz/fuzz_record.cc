@@ -12,8 +12,9 @@
 //  - no crash, no sanitizer report (records over a pool chunk take the larger buffer);
 //  - every read gives 0 < got <= cap with Ok, else nothing; after Eof or Error, the same again;
 //  - while the script holds only well-formed records (application data, KeyUpdate,
-//    close_notify), the plaintext out is exactly the application data sealed, in order,
-//    up to a close_notify (Eof), and nothing fails;
+//    user_canceled, close_notify; at most 32 in a row without application data), the
+//    plaintext out is exactly the application data sealed, in order, up to a close_notify
+//    (Eof), and nothing fails;
 //  - whatever the record layer writes back (our KeyUpdate, alerts) opens under the
 //    server's keys with sequence numbers from 0, one KeyUpdate per key change asked for,
 //    and at most one alert, the last record.
@@ -164,7 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // Build the wire from the script, and what a correct reader gives while it is all well formed.
   std::string wire, expected;
   bool well_formed = true, eof_expected = false;
-  size_t updates_asked = 0;
+  size_t updates_asked = 0, idle_run = 0;
   size_t i = 1;
   while (i + 3 <= size) {
     uint8_t kind = data[i] % 3;
@@ -196,10 +197,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     uint8_t seen = uint8_t(inner.back());
     inner.pop_back();
     const uint8_t* c = reinterpret_cast<const uint8_t*>(inner.data());
-    if (seen == 23 && inner.size() <= mf::kMaxPlaintext) expected += inner;
+    // Records without application data (empty ones, KeyUpdates, user_canceled): 32 in a row at most.
+    bool user_canceled = seen == 21 && inner.size() == 2 && c[1] == 90;
+    bool idle = (seen == 23 && inner.empty()) || user_canceled || (seen == 22 && inner.size() <= mf::kMaxPlaintext);
+    idle_run = idle ? idle_run + 1 : 0;
+    if (idle_run > 32) well_formed = false;
+    else if (seen == 23 && inner.size() <= mf::kMaxPlaintext) expected += inner;
     else if (is_key_update(seen, c, inner.size())) client.update(), updates_asked += c[4];
     else if (seen == 21 && inner.size() == 2 && c[1] == 0) eof_expected = true;
-    else well_formed = false;
+    else if (!user_canceled) well_formed = false;
   }
   mf::BufferPool pool;
   auto rec = mf::Tls13Record::make(suite, kClientSecret, kServerSecret, 0, pool);
