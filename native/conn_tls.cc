@@ -125,10 +125,10 @@ Conn::TlsIo Conn::tls_write(const char* p, uint32_t n, uint32_t& put) {
   // Sealed into ClientIo's held writes, behind what is held there already.
   put = rec_->write(p, n, cio_.out);
   if (put == 0) {
-    if (rec_->failed()) return TlsIo::Error;
+    if (rec_->sending_ended()) return TlsIo::Error;
     if (!cio_.flush()) return TlsIo::Error;
     put = rec_->write(p, n, cio_.out);
-    if (put == 0) return rec_->failed() ? TlsIo::Error : TlsIo::WantWrite;
+    if (put == 0) return rec_->sending_ended() ? TlsIo::Error : TlsIo::WantWrite;
   }
   // Bulk leaves at once, small writes at the end of the pass (Conn::flush_client), as with OpenSSL.
   if (cio_.out.len > ClientIo::kHoldMax && !cio_.flush()) return TlsIo::Error;

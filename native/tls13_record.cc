@@ -297,7 +297,9 @@ Tls13Record::Status Tls13Record::on_handshake(const uint8_t* msg, uint32_t n, Bu
 }
 
 uint32_t Tls13Record::write(const char* p, uint32_t n, Buf& wire) {
-  if (failed_) return 0;
+  // After our close_notify nothing more is sent (RFC 8446 6.1): no goodbye, no KeyUpdate owed
+  // (OpenSSL refuses SSL_write once SSL_shutdown ran).
+  if (failed_ || closed_) return 0;
   if (write_.seq >= kRekeyAfterRecords) key_update_owed_ = true;
   if (key_update_owed_) {
     static const char kUpdate[5] = {char(kKeyUpdate), 0, 0, 1, 0};  // update_not_requested

@@ -57,12 +57,14 @@ class Tls13Record {
 
   // ---- writing ----
   // Seals the start of <p, n> as one record appended to <wire> (after a KeyUpdate
-  // we owe): the bytes taken, 0 when <wire> has no room or the connection failed.
+  // we owe): the bytes taken, 0 when <wire> has no room, the connection failed or
+  // our close_notify went (sending_ended()).
   uint32_t write(const char* p, uint32_t n, Buf& wire);
   // Our close_notify, best effort (not after a fatal alert either way).
   void close_notify(Buf& wire);
 
   bool failed() const { return failed_; }
+  bool sending_ended() const { return failed_ || closed_; }
   std::string error() const;
   // Frees the input buffer (close).
   void release();

@@ -70,16 +70,22 @@ interface Peer {
   sealer: ClientSealer;
   /** Raw bytes onto the TCP connection, behind the TLS client's back. */
   inject(b: Buffer): void;
+  /** From now on the TLS client's own writes (its close_notify too) are dropped. */
+  mute(): void;
+  /** Bytes that came over TCP so far. */
+  received(): number;
 }
 
 async function connectPeer(port: number): Promise<Peer> {
   const tcp = net.connect({ host: '127.0.0.1', port });
   await new Promise<void>((r, j) => tcp.once('connect', r).once('error', j));
   tcp.on('error', () => {});
+  let muted = false;
+  let received = 0;
   const duplex = new Duplex({
     read() {},
     write(chunk: Buffer, _e, cb) {
-      tcp.write(chunk);
+      if (!muted) tcp.write(chunk);
       cb();
     },
     final(cb) {
@@ -87,7 +93,10 @@ async function connectPeer(port: number): Promise<Peer> {
       cb();
     },
   });
-  tcp.on('data', (d) => duplex.push(d));
+  tcp.on('data', (d: Buffer) => {
+    received += d.length;
+    duplex.push(d);
+  });
   tcp.on('end', () => duplex.push(null));
   tcp.on('close', () => duplex.destroy());
   const socket = tls.connect({ socket: duplex, ca: pki.ca.rootPem, servername: 'mail.a.example', ciphers: 'TLS_AES_128_GCM_SHA256', maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3' });
@@ -99,7 +108,7 @@ async function connectPeer(port: number): Promise<Peer> {
   const c = wrapTls(socket);
   await within(new Promise<void>((r, j) => socket.once('secureConnect', r).once('error', j)), 5000, 'handshake');
   expect(secret).toBeDefined();
-  return { c, sealer: new ClientSealer(secret!), inject: (b) => tcp.write(b) };
+  return { c, sealer: new ClientSealer(secret!), inject: (b) => tcp.write(b), mute: () => (muted = true), received: () => received };
 }
 
 const layers = ['mailfront', 'openssl'] as const;
@@ -164,4 +173,27 @@ describe('records a client may send without end', () => {
       px.stop();
     }
   });
+});
+
+describe('after our close_notify', () => {
+  for (const layer of layers) {
+    it(`${layer}: nothing more goes to the client, not even the shutdown goodbye (RFC 8446 6.1)`, async () => {
+      const closer = await fakeBackend('', (s) => s.on('data', () => s.end()));
+      const px = startProxy(buildSnapshot(pki, { servers: [closer.address], recordLayer: layer }));
+      try {
+        const p = await connectPeer(px.port);
+        const ended = new Promise<void>((r) => p.c.socket.once('end', r));
+        await new Promise<void>((r) => p.c.socket.write('a LOGOUT\r\n', () => r()));
+        p.mute(); // the client lingers: no close_notify back, the TCP connection stays
+        await within(ended, 5000, 'our close_notify');
+        const before = p.received();
+        px.stop(); // shutdown: a goodbye to every client still relaying
+        await within(p.c.closed, 5000, 'close');
+        expect(p.received() - before).toBe(0);
+      } finally {
+        px.stop();
+        await closer.close();
+      }
+    });
+  }
 });
