@@ -74,14 +74,17 @@ interface Peer {
   mute(): void;
   /** Bytes that came over TCP so far. */
   received(): number;
+  /** The first bytes the server sent (its ServerHello, or HelloRetryRequest). */
+  first(): Buffer;
 }
 
-async function connectPeer(port: number): Promise<Peer> {
+async function connectPeer(port: number, extra: tls.ConnectionOptions = {}): Promise<Peer> {
   const tcp = net.connect({ host: '127.0.0.1', port });
   await new Promise<void>((r, j) => tcp.once('connect', r).once('error', j));
   tcp.on('error', () => {});
   let muted = false;
   let received = 0;
+  let first: Buffer | undefined;
   const duplex = new Duplex({
     read() {},
     write(chunk: Buffer, _e, cb) {
@@ -95,11 +98,12 @@ async function connectPeer(port: number): Promise<Peer> {
   });
   tcp.on('data', (d: Buffer) => {
     received += d.length;
+    first ??= d;
     duplex.push(d);
   });
   tcp.on('end', () => duplex.push(null));
   tcp.on('close', () => duplex.destroy());
-  const socket = tls.connect({ socket: duplex, ca: pki.ca.rootPem, servername: 'mail.a.example', ciphers: 'TLS_AES_128_GCM_SHA256', maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3' });
+  const socket = tls.connect({ socket: duplex, ca: pki.ca.rootPem, servername: 'mail.a.example', ciphers: 'TLS_AES_128_GCM_SHA256', maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3', ...extra });
   let secret: Buffer | undefined;
   socket.on('keylog', (line: Buffer) => {
     const m = /^CLIENT_TRAFFIC_SECRET_0 \S+ ([0-9a-f]+)/.exec(line.toString());
@@ -108,7 +112,7 @@ async function connectPeer(port: number): Promise<Peer> {
   const c = wrapTls(socket);
   await within(new Promise<void>((r, j) => socket.once('secureConnect', r).once('error', j)), 5000, 'handshake');
   expect(secret).toBeDefined();
-  return { c, sealer: new ClientSealer(secret!), inject: (b) => tcp.write(b), mute: () => (muted = true), received: () => received };
+  return { c, sealer: new ClientSealer(secret!), inject: (b) => tcp.write(b), mute: () => (muted = true), received: () => received, first: () => first! };
 }
 
 const layers = ['mailfront', 'openssl'] as const;
@@ -169,6 +173,26 @@ describe('records a client may send without end', () => {
       const [rec] = await px.waitRecords(1);
       expect(rec!.reason).toBe('client_error');
       expect(rec!.detail).toMatch(/^unexpected_message: /);
+    } finally {
+      px.stop();
+    }
+  });
+});
+
+// The random of a HelloRetryRequest (RFC 8446 4.1.3): SHA-256("HelloRetryRequest").
+const HRR_RANDOM = Buffer.from('cf21ad74e59a6111be1d8c021e65b891c2a211167abb8c5e079e09e2c8a8339c', 'hex');
+
+describe('the hand-over', () => {
+  it('after a HelloRetryRequest (its records in the clear are not counted): our records open at the right sequence, the client\'s too', async () => {
+    const px = startProxy(buildSnapshot(pki, { servers: [echo.address] }));
+    try {
+      // A key share for P-384 only, which the server does not take: it asks again for P-256.
+      const p = await connectPeer(px.port, { ecdhCurve: 'P-384:P-256' });
+      expect(p.first().subarray(11, 43).equals(HRR_RANDOM)).toBe(true);
+      p.c.socket.write('from the client\n');
+      await p.c.waitData((s) => s === 'from the client\n');
+      expect(px.proxy.stats().listeners[0]!.recordLayer).toBe(1);
+      p.c.socket.destroy();
     } finally {
       px.stop();
     }
