@@ -44,10 +44,10 @@ void Conn::handshake_finished() {
   if (ssl_) SSL_set_read_ahead(ssl_, 1);
 }
 
-// Only when every number is known: TLS 1.3, a suite we carry, both secrets, nothing
-// left inside OpenSSL (the read side then starts at sequence 0: OpenSSL read exactly
-// through the client's Finished, read_ahead being off), the write stream at a record
-// boundary. Otherwise the connection stays on OpenSSL.
+// Only when every number is known: TLS 1.3, a suite we carry, both secrets, no
+// max_fragment_length, nothing left inside OpenSSL (the read side then starts at
+// sequence 0: OpenSSL read exactly through the client's Finished, read_ahead being
+// off), the write stream at a record boundary. Otherwise the connection stays on OpenSSL.
 bool Conn::hand_over() {
   if (SSL_version(ssl_) != TLS1_3_VERSION) return false;
   const SSL_CIPHER* c = SSL_get_current_cipher(ssl_);
@@ -56,6 +56,10 @@ bool Conn::hand_over() {
   size_t len = tls13_secret_len(suite);
   if (secrets_->client_len != len || secrets_->server_len != len) return false;
   if (SSL_has_pending(ssl_) || SSL_want_write(ssl_) || SSL_get_early_data_status(ssl_) == SSL_EARLY_DATA_ACCEPTED) return false;
+  // A max_fragment_length the client negotiated (RFC 6066: small clients) bounds records both
+  // ways, and OpenSSL keeps to it; ours writes and takes 2^14 bytes: those stay on OpenSSL.
+  SSL_SESSION* session = SSL_get_session(ssl_);
+  if (session && SSL_SESSION_get_max_fragment_length(session) != TLSEXT_max_fragment_length_DISABLED) return false;
   if (!cio_.at_record_boundary() || cio_.protected_records < secrets_->records_before_server) return false;
   uint64_t write_seq = cio_.protected_records - secrets_->records_before_server;
   rec_ = Tls13Record::make(suite, secrets_->client, secrets_->server, write_seq, w_.pool);

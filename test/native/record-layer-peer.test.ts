@@ -4,12 +4,13 @@
 // worker a decryption, a KeyUpdate a key schedule, none moves data), and the
 // user_canceled alert. Where OpenSSL has a rule, mailfront's record layer and
 // OpenSSL's (tls.recordLayer openssl) are run side by side.
+import { spawn } from 'node:child_process';
 import { createCipheriv, createHmac } from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, fakeBackend, makePki, startProxy, within, wrapTls } from './harness.js';
+import { buildSnapshot, fakeBackend, makePki, startProxy, waitFor, within, wrapTls } from './harness.js';
 import type { FakeBackend, Pki, TlsClient } from './harness.js';
 
 let pki: Pki;
@@ -197,6 +198,37 @@ describe('the hand-over', () => {
       px.stop();
     }
   });
+
+  it('a client that negotiated max_fragment_length (RFC 6066; s_client -maxfraglen 512) gets records no longer than that', async () => {
+    const px = startProxy(buildSnapshot(pki, { servers: [echo.address] }));
+    try {
+      const p = spawn('openssl', ['s_client', '-connect', `127.0.0.1:${px.port}`, '-servername', 'mail.a.example', '-CAfile', pki.rootPath, '-tls1_3', '-maxfraglen', '512'], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let out = '';
+      p.stdout.on('data', (d) => (out += d));
+      p.stderr.on('data', (d) => (out += d));
+      const kill = setTimeout(() => p.kill('SIGKILL'), 15_000);
+      const closed = new Promise<number | null>((r) => p.on('close', r));
+      try {
+        await waitFor(() => /Verify return code: 0/.test(out), 5000, `handshake; have ${out}`);
+        // Sent in 512-byte records, echoed by the backend in one piece: 2000 bytes to seal.
+        const line = 'x'.repeat(2000);
+        p.stdin.write(`${line}\n`);
+        await waitFor(() => out.includes(line) || /error|overflow/i.test(out.split('Verify return code')[1] ?? ''), 5000, `the echo; have ${out.slice(-300)}`);
+        expect(out.split('Verify return code')[1]).not.toMatch(/overflow|error/i);
+        expect(out).toContain(line);
+        p.stdin.end();
+        await within(closed, 5000, 's_client exit');
+      } finally {
+        clearTimeout(kill);
+        p.kill('SIGKILL');
+      }
+      expect(px.proxy.stats().listeners[0]!.recordLayerDeclined).toBe(1);
+    } finally {
+      px.stop();
+    }
+  }, 30_000);
 });
 
 describe('after our close_notify', () => {
