@@ -124,7 +124,7 @@ void check_replies(Ref& server, mf::Buf& wire, size_t updates_asked, bool failed
 
 // Once, before the inputs: past kRekeyAfterRecords under one key, our next write
 // is a KeyUpdate(update_not_requested) under the old key, then the data under the next
-// key from sequence 0, unasked.
+// key from sequence 0, unasked; after our close_notify, no write seals anything.
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   for (Tls13Suite suite : {Tls13Suite::Aes128Gcm, Tls13Suite::Aes256Gcm, Tls13Suite::Chacha20Poly1305}) {
     mf::BufferPool pool;
@@ -152,6 +152,10 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
                "rekey: no KeyUpdate(update_not_requested) after %llu records", (unsigned long long)mf::kRekeyAfterRecords);
     server.update();
     FUZZ_CHECK(open_next(at) == std::string("next\x17", 5) && at == w.size(), "rekey: the data under the next key from sequence 0");
+    // After our close_notify nothing more is sealed (RFC 8446 6.1), data or KeyUpdate owed.
+    rec->close_notify(wire);
+    uint32_t closed_len = wire.len;
+    FUZZ_CHECK(rec->write("late", 4, wire) == 0 && wire.len == closed_len && rec->sending_ended(), "close_notify: a record sealed after it");
     wire.release(pool);
   }
   return 0;
