@@ -107,7 +107,7 @@ async function connectPeer(port: number, extra: tls.ConnectionOptions = {}): Pro
   const socket = tls.connect({ socket: duplex, ca: pki.ca.rootPem, servername: 'mail.a.example', ciphers: 'TLS_AES_128_GCM_SHA256', maxVersion: 'TLSv1.3', minVersion: 'TLSv1.3', ...extra });
   let secret: Buffer | undefined;
   socket.on('keylog', (line: Buffer) => {
-    const m = /^CLIENT_TRAFFIC_SECRET_0 \S+ ([0-9a-f]+)/.exec(line.toString());
+    const m = /^CLIENT_TRAFFIC_SECRET_0 \S+ ([0-9a-fA-F]+)/.exec(line.toString());
     if (m) secret = Buffer.from(m[1]!, 'hex');
   });
   const c = wrapTls(socket);
