@@ -18,6 +18,8 @@
 #include <thread>
 #include <unordered_map>
 
+#include "key_proof.h"
+#include "pem_files.h"
 #include "util.h"
 
 namespace mf {
@@ -170,27 +172,6 @@ std::string weak_signature(X509* x) {
   return std::string("signed with ") + md + ", " + std::to_string(secbits) + "-bit security; 112 or more needed";
 }
 
-const unsigned char kProbe[] = "mailfront: does this key sign for its certificate?";
-
-// X509_check_private_key (like SSL_CTX_use_cert_and_key) compares the public halves only: a key
-// whose private half is damaged still "matches", and every handshake then fails at signing. One
-// signature, checked with the certificate's public key, proves the pair the way a client will.
-bool signs_for(EVP_PKEY* key, X509* cert) {
-  int id = EVP_PKEY_get_base_id(key);
-  const EVP_MD* md = id == EVP_PKEY_ED25519 || id == EVP_PKEY_ED448 ? nullptr : EVP_sha256();
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> s(EVP_MD_CTX_new(), EVP_MD_CTX_free), v(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  unsigned char sig[1024];
-  size_t len = sizeof sig;
-  EVP_PKEY* pub = X509_get0_pubkey(cert);
-  bool ok = s && v && pub && EVP_PKEY_get_size(key) <= int(sizeof sig) &&
-            EVP_DigestSignInit(s.get(), nullptr, md, nullptr, key) == 1 &&
-            EVP_DigestSign(s.get(), sig, &len, kProbe, sizeof kProbe - 1) == 1 &&
-            EVP_DigestVerifyInit(v.get(), nullptr, md, nullptr, pub) == 1 &&
-            EVP_DigestVerify(v.get(), sig, len, kProbe, sizeof kProbe - 1) == 1;
-  ERR_clear_error();
-  return ok;
-}
-
 double time_ms(const ASN1_TIME* t) {
   struct tm tm{};
   if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
@@ -305,7 +286,7 @@ CheckResult check_one(const PairInput& in) {
     weak = weak_signature(sk_X509_value(pair->chain, i));
     if (!weak.empty()) return fail("weak-signature", i + 1, weak);
   }
-  if (!signs_for(key, leaf)) return fail("signature", 0);
+  if (!key_works_for(key, leaf)) return fail("signature", 0);
   describe_leaf(leaf, r);
   r.key_type = key_type(X509_get0_pubkey(leaf));
   r.key_index = chosen;
@@ -355,19 +336,22 @@ unsigned usable_cpus() {
 
 }  // namespace
 
+std::atomic<int> running_data_planes{0};
+
 void run_in_background(size_t items, const std::function<void()>& work) {
   size_t n = items < 256 ? 0 : std::min<size_t>({usable_cpus(), 4, (items + 255) / 256});
   if (n == 0) return work();
+  bool yield = running_data_planes.load() > 0;
   std::vector<std::thread> threads;
   for (size_t t = 0; t < n; t++)
     threads.emplace_back([&] {
-      setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 10);
+      if (yield) setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 10);
       work();
     });
   for (auto& t : threads) t.join();
 }
 
-std::vector<CheckResult> check_pairs(std::vector<PairInput>& in) {
+std::vector<CheckResult> check_pairs(std::vector<PairInput>& in, bool append) {
   std::vector<CheckResult> out(in.size());
   std::vector<std::string> digests(in.size());
   std::unordered_map<std::string, CheckResult> before;
@@ -378,6 +362,7 @@ std::vector<CheckResult> check_pairs(std::vector<PairInput>& in) {
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < in.size();) {
+      if (in[i].files && !read_pair_files(*in[i].files, in[i])) { out[i].unread = true; continue; }
       digests[i] = digest_of(in[i]);
       auto hit = digests[i].empty() ? before.end() : before.find(digests[i]);
       if (hit != before.end()) { out[i] = hit->second; continue; }
@@ -389,6 +374,7 @@ std::vector<CheckResult> check_pairs(std::vector<PairInput>& in) {
   std::unordered_map<std::string, CheckResult> keep;
   for (size_t i = 0; i < in.size(); i++)
     if (out[i].pair && !digests[i].empty()) keep.emplace(digests[i], out[i]);
+  if (append) keep.merge(before);
   {
     std::lock_guard<std::mutex> lock(previous_mu);
     previous.swap(keep);

@@ -6,8 +6,10 @@
 #include <openssl/x509.h>
 
 #include <cstdint>
+#include <atomic>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,10 +29,20 @@ struct CheckedPair {
 };
 using CheckedPairPtr = std::shared_ptr<const CheckedPair>;
 
-// One pair's PEM blocks as the control plane found them: certificates (leaf first) and keys.
+// The files of one candidate (src/certs/sources.ts Candidate), for the check threads to read
+// (pem_files.h) instead of the control plane.
+struct PairFiles {
+  std::string cert_path;
+  std::string key_path;  // equal to cert_path when <combined>
+  bool combined = false;
+};
+
+// One pair's PEM blocks as the control plane found them: certificates (leaf first) and keys;
+// or, with <files>, the blocks read_pair_files finds there.
 struct PairInput {
   std::vector<std::string> certs;
   std::vector<std::string> keys;
+  std::optional<PairFiles> files;
   ~PairInput();  // the key text is wiped
 };
 
@@ -57,16 +69,25 @@ struct CheckResult {
   int chain = -2;
   int chain_length = 0;  // certificates in the file, leaf included
   int key_index = 0;     // which key block signs for the leaf
+  // <files> were not plain (pem_files.h): nothing checked, the control plane reads them itself.
+  bool unread = false;
   CheckedPairPtr pair;
 };
 
-// Checks <in> on up to a few threads (lowered priority: the data plane's workers come first).
-// Pairs whose PEM blocks equal one of the previous call's are not parsed again.
-std::vector<CheckResult> check_pairs(std::vector<PairInput>& in);
+// Checks <in> on up to a few threads (lowered priority while a data plane runs: its workers come
+// first), reading the files of the inputs that name them.
+// Pairs whose PEM blocks equal one of the previous call's are not parsed again. The passed pairs
+// are remembered for the next call: this call's only, or with <append> (a second call of the same
+// load) also those the previous call remembered.
+std::vector<CheckResult> check_pairs(std::vector<PairInput>& in, bool append = false);
 
 // Runs <work> (which takes items from a shared counter until none is left) for <items> items: on
 // the calling thread when there are few, else on up to 4 threads (no more than the CPUs this
-// process may use) at nice 10, so that the data plane's workers on the same cores come first.
+// process may use). While a data plane runs they are at nice 10, so that its workers on the same
+// cores come first; before (startup, `mailfront check`) nothing waits for the cores but the load.
 void run_in_background(size_t items, const std::function<void()>& work);
+
+// Engines whose workers are running (worker.cc Engine::start/stop).
+extern std::atomic<int> running_data_planes;
 
 }  // namespace mf

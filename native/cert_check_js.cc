@@ -1,5 +1,6 @@
-// checkCertificates for the control plane: PEM blocks (strings or Buffers) in, one result per pair out (src/native.ts
-// CertCheck). A passed pair comes back as an opaque handle that snapshots name instead of PEM text.
+// checkCertificates for the control plane: PEM blocks (strings or Buffers), or the paths of a
+// pair's files, in; one result per pair out (src/native.ts CertCheck). A passed pair comes back
+// as an opaque handle that snapshots name instead of PEM text.
 #include "cert_check_js.h"
 
 #include <openssl/crypto.h>
@@ -55,18 +56,30 @@ Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
   std::vector<PairInput> in(list.Length());
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Value v = list.Get(i);
+    if (v.IsObject() && v.As<Napi::Object>().Get("certPath").IsString()) {
+      Napi::Object o = v.As<Napi::Object>();
+      Napi::Value key = o.Get("keyPath");
+      if (!key.IsString()) {
+        Napi::TypeError::New(env, "checkCertificates: pairs[" + std::to_string(i) + "] has a certPath but no keyPath").ThrowAsJavaScriptException();
+        return env.Undefined();
+      }
+      in[i].files = PairFiles{o.Get("certPath").As<Napi::String>().Utf8Value(), key.As<Napi::String>().Utf8Value(), o.Get("combined").ToBoolean().Value()};
+      continue;
+    }
     if (!v.IsObject() || !blocks(v.As<Napi::Object>().Get("certs"), in[i].certs, false) || !blocks(v.As<Napi::Object>().Get("keys"), in[i].keys, true)) {
-      Napi::TypeError::New(env, "checkCertificates: pairs[" + std::to_string(i) + "] must be {certs, keys}: arrays of PEM strings or Buffers").ThrowAsJavaScriptException();
+      Napi::TypeError::New(env, "checkCertificates: pairs[" + std::to_string(i) + "] must be {certs, keys}: arrays of PEM strings or Buffers, or {certPath, keyPath, combined}").ThrowAsJavaScriptException();
       return env.Undefined();
     }
   }
-  std::vector<CheckResult> results = check_pairs(in);
+  std::vector<CheckResult> results = check_pairs(in, info[1].ToBoolean().Value());
   in.clear();  // the key text is wiped now, before the results are built
   Napi::Array out = Napi::Array::New(env, results.size());
   for (uint32_t i = 0; i < results.size(); i++) {
     const CheckResult& r = results[i];
     Napi::Object o = Napi::Object::New(env);
-    if (!r.error.empty()) {
+    if (r.unread) {
+      o.Set("unread", true);
+    } else if (!r.error.empty()) {
       o.Set("error", r.error);
       o.Set("at", r.at);
       if (!r.detail.empty()) o.Set("detail", r.detail);

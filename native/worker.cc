@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "admission.h"
+#include "cert_check.h"
 #include "client_net.h"
 #include "conn.h"
 #include "engine.h"
@@ -254,6 +255,7 @@ void Engine::start(std::vector<ListenSocket> socks) {
   for (int i = 0; i < worker_count_; i++) workers.push_back(std::make_unique<Worker>(*this, i, listener_count));
   for (auto& w : workers) w->start();
   started_ = true;
+  running_data_planes.fetch_add(1);  // the certificate threads now yield to these workers
 }
 
 void Engine::drain() {
@@ -272,6 +274,7 @@ void Engine::stop() {
   for (auto& w : workers) w->join();
   sockets.clear();
   started_ = false;
+  running_data_planes.fetch_sub(1);
 }
 
 }  // namespace mf

@@ -30,6 +30,13 @@ export interface NativeCertContext {
   certs: NativeCertPair[];
 }
 
+/** A pair's files for checkCertificates to read (src/certs/sources.ts Candidate). */
+export interface CertFiles {
+  certPath: string;
+  keyPath: string;
+  combined: boolean;
+}
+
 /**
  * The addon's check of one pair (native/cert_check.h), in the order of the checks: the first
  * that fails is the error. `at` is a certificate's index in the file (0: the leaf; for "mismatch"
@@ -41,6 +48,8 @@ export type CertCheck =
   | { error: 'weak'; at: number; detail: string }
   | { error: 'signature'; at: number }
   | { error: 'weak-signature'; at: number; detail: string }
+  /** Given by path: the files were not plain (native/pem_files.h); src/certs/read.ts reads them. */
+  | { unread: true }
   | {
       /** subjectAltName dNSName entries as written; cn: the subject's first CN ("" if none). */
       sanDns: string[];
@@ -314,9 +323,12 @@ interface AddonModule {
   /**
    * Parse and check certificate/key pairs (PEM blocks, leaf first) on the addon's threads; one
    * result per pair. A pair whose blocks are the previous call's is not parsed again. Key blocks
-   * given as Buffers are zeroed once copied.
+   * given as Buffers are zeroed once copied. A pair given by its files' paths is read on those
+   * threads, in the plain case only: else its result is `{ unread: true }`. `append`: the second
+   * call of one load (the pairs read in JS after the first's unread ones); both calls' pairs are
+   * then kept for the next load.
    */
-  checkCertificates(pairs: { certs: (string | Buffer)[]; keys: (string | Buffer)[] }[]): CertCheck[];
+  checkCertificates(pairs: ({ certs: (string | Buffer)[]; keys: (string | Buffer)[] } | CertFiles)[], append?: boolean): CertCheck[];
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
   /** The host-name rule (native/sni.h): lowercased, no trailing dot; null when not a DNS name (or an IP literal). */

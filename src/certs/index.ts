@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { CertProblem, CertSources, CertStore, CertSummary, LoadOptions } from './types.js';
 import { discover } from './sources.js';
 import { readCandidate, type ReadCandidate, type ReadFile } from './read.js';
-import { acceptChecked, checkCandidates, type LoadedCert } from './parse.js';
+import { acceptChecked, checkCandidates, checkFiles, type LoadedCert, type PairCheck } from './parse.js';
 import { mapBounded, READ_CONCURRENCY } from './bounded.js';
 import { buildStore, resolve } from './index-names.js';
 import { normalizeName } from './names.js';
@@ -26,13 +26,22 @@ export async function loadCertificates(sources: CertSources, opts: LoadOptions =
   // Each candidate's problems in its own list: the read and the check add to it, and the lists
   // are joined in load order.
   const own = candidates.map((): CertProblem[] => []);
-  const texts = await mapBounded(candidates, READ_CONCURRENCY, (c, i) => readCandidate(c, read, own[i]!));
+  // The addon reads the files on its check threads (the plain case, native/pem_files.h); what it
+  // leaves unread, and everything when a test brings its own reader, read.ts reads here.
+  const byFiles = opts.readFile ? [] : checkFiles(candidates);
+  const checks: (PairCheck | undefined)[] = candidates.map((_, i) => {
+    const c = byFiles[i];
+    return c && !('unread' in c) ? c : undefined;
+  });
+  const slow = candidates.flatMap((_, i) => (checks[i] ? [] : [i]));
+  const texts = await mapBounded(slow, READ_CONCURRENCY, (i) => readCandidate(candidates[i]!, read, own[i]!));
   const ready: { text: ReadCandidate; order: number }[] = [];
-  texts.forEach((text, order) => text && ready.push({ text, order }));
-  const checks = checkCandidates(ready.map((r) => r.text));
+  texts.forEach((text, k) => text && ready.push({ text, order: slow[k]! }));
+  checkCandidates(ready.map((r) => r.text), byFiles.length > 0).forEach((c, k) => (checks[ready[k]!.order] = c));
   const loaded: LoadedCert[] = [];
-  ready.forEach((r, k) => {
-    const l = acceptChecked(r.text, checks[k]!, r.order, now, own[r.order]!);
+  candidates.forEach((c, order) => {
+    const check = checks[order];
+    const l = check && acceptChecked(c, check, order, now, own[order]!);
     if (l) loaded.push(l);
   });
   for (const list of own) problems.push(...list);

@@ -4,6 +4,7 @@
 // Problems name paths, never contents: no message may carry key material.
 import { loadAddon, type CertCheck, type NativeCertPair } from '../native.js';
 import type { ReadCandidate } from './read.js';
+import type { Candidate } from './sources.js';
 import type { CertProblem, CertSummary } from './types.js';
 import { normalizeName } from './names.js';
 
@@ -27,13 +28,33 @@ export function safeMessage(msg: string): string {
     .slice(0, 200);
 }
 
-/** Checks every read candidate in one call to the addon (which spreads them over its threads). */
-export function checkCandidates(read: readonly ReadCandidate[]): CertCheck[] {
-  return read.length === 0 ? [] : loadAddon().checkCertificates(read.map((r) => ({ certs: r.certs, keys: r.keys })));
+/** A check of a pair whose files were read (by the addon or by read.ts). */
+export type PairCheck = Exclude<CertCheck, { unread: true }>;
+
+/**
+ * Reads and checks every candidate in one call to the addon, on its threads: reading overlaps
+ * checking, and no file text (no key) enters the JS heap. A candidate whose files are not plain
+ * (native/pem_files.h) comes back `{ unread: true }`, for read.ts and checkCandidates.
+ */
+export function checkFiles(candidates: readonly Candidate[]): CertCheck[] {
+  return candidates.length === 0 ? [] : loadAddon().checkCertificates(candidates.map((c) => ({ certPath: c.certPath, keyPath: c.keyPath, combined: c.combined })));
+}
+
+/**
+ * Checks every read candidate in one call to the addon (which spreads them over its threads).
+ * `afterFiles`: checkFiles ran first in this load, and its pairs stay remembered for the next.
+ */
+export function checkCandidates(read: readonly ReadCandidate[], afterFiles = false): PairCheck[] {
+  if (read.length === 0) return [];
+  const checks = loadAddon().checkCertificates(read.map((r) => ({ certs: r.certs, keys: r.keys })), afterFiles);
+  return checks.map((c) => {
+    if ('unread' in c) throw new Error('checkCertificates: a pair given as PEM blocks came back unread');
+    return c;
+  });
 }
 
 /** The addon's refusal of one pair as a problem. */
-function refusal(r: ReadCandidate, c: Extract<CertCheck, { error: string }>): CertProblem {
+function refusal(r: Pick<ReadCandidate, 'certPath' | 'keyPath'>, c: Extract<CertCheck, { error: string }>): CertProblem {
   const { certPath, keyPath } = r;
   switch (c.error) {
     case 'cert-parse':
@@ -71,7 +92,7 @@ function refusal(r: ReadCandidate, c: Extract<CertCheck, { error: string }>): Ce
 }
 
 /** What the store keeps of one checked candidate; null (with an error problem naming the path) when it cannot be served. */
-export function acceptChecked(r: ReadCandidate, c: CertCheck, order: number, now: Date, problems: CertProblem[]): LoadedCert | null {
+export function acceptChecked(r: Pick<ReadCandidate, 'certPath' | 'keyPath'>, c: PairCheck, order: number, now: Date, problems: CertProblem[]): LoadedCert | null {
   if ('error' in c) {
     problems.push(refusal(r, c));
     return null;

@@ -84,7 +84,7 @@ export function checkPair(chainPem: string, keyPem: string): CertCheck {
 /** A checked pair for a snapshot's context; throws when the addon refuses it. */
 export function checkedPair(chainPem: string, keyPem: string): NativeCertPair {
   const r = checkPair(chainPem, keyPem);
-  if ('error' in r) throw new Error(`checkCertificates refused the pair: ${r.error}`);
+  if ('error' in r || 'unread' in r) throw new Error(`checkCertificates refused the pair: ${'error' in r ? r.error : 'unread'}`);
   return r.pair;
 }
 

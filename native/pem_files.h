@@ -1,0 +1,26 @@
+// Reading a pair's files on the check threads (the bulk loader's fast path): the same PEM block
+// rule as src/certs/read.ts pemBlocks(), for the plain case only. Whatever read.ts would word as
+// a problem (a read error, a file too large, no certificate, no key, an encrypted key, a key
+// readable by every user) is left to read.ts: the reader answers "not plain" and the control
+// plane reads that pair itself, so every message stays the one read.ts writes.
+#pragma once
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "cert_check.h"
+
+namespace mf {
+
+// A PEM block as read.ts finds it: "-----BEGIN X-----" (line end) to the first "-----END X-----".
+struct PemBlock {
+  std::string_view label;
+  std::string_view pem;
+};
+std::vector<PemBlock> pem_blocks(std::string_view text);
+
+// Fills <out> with the certificate and key blocks of <files>; false when the pair is not plain
+// (see above). Key text read here is wiped before returning, whatever the outcome.
+bool read_pair_files(const PairFiles& files, PairInput& out);
+
+}  // namespace mf
