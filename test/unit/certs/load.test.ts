@@ -296,6 +296,36 @@ describe('loadCertificates: edge cases', () => {
     expect(certs[0]!.toString()).toContain('BEGIN CERTIFICATE');
   });
 
+  it('the addon reads plain pairs by path and leaves every other case to read.ts (unread)', () => {
+    const dir = path.join(tmp, 'by-path');
+    mkdirSync(dir);
+    const file = (name: string, text: string, mode = 0o600) => {
+      const p = path.join(dir, name);
+      writeFileSync(p, text, { mode });
+      chmodSync(p, mode);
+      return p;
+    };
+    const chain = file('fullchain.pem', c.pem!.fullchainPem, 0o644);
+    const key = file('privkey.pem', c.pem!.keyPem);
+    const [plain, viaBlocks] = [
+      loadAddon().checkCertificates([{ certPath: chain, keyPath: key, combined: false }])[0]!,
+      loadAddon().checkCertificates([{ certs: c.pem!.fullchainPem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g)!, keys: [c.pem!.keyPem] }])[0]!,
+    ];
+    expect(plain).toMatchObject({ sanDns: ['pem.example.com'], chainLength: 2 });
+    expect(plain).toMatchObject({ fingerprint256: (viaBlocks as { fingerprint256: string }).fingerprint256 });
+    const unread = [
+      { certPath: chain, keyPath: file('readable.pem', c.pem!.keyPem, 0o644), combined: false }, // read.ts warns
+      { certPath: chain, keyPath: path.join(dir, 'missing.pem'), combined: false },
+      { certPath: dir, keyPath: key, combined: false }, // a directory
+      { certPath: key, keyPath: chain, combined: false }, // swapped
+      { certPath: chain, keyPath: file('encrypted.pem', '-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n'), combined: false },
+      { certPath: chain, keyPath: chain, combined: true }, // combined without a key
+    ];
+    expect(loadAddon().checkCertificates(unread)).toEqual(unread.map(() => ({ unread: true })));
+    const combined = file('combined.pem', c.pem!.fullchainPem + c.pem!.keyPem);
+    expect(loadAddon().checkCertificates([{ certPath: combined, keyPath: combined, combined: true }])[0]).toMatchObject({ sanDns: ['pem.example.com'] });
+  });
+
   it('reports a broken key file by path without its contents', async () => {
     const dir = path.join(tmp, 'broken-key');
     mkdirSync(dir, { recursive: true });
