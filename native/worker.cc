@@ -1,7 +1,4 @@
-#include <sched.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
@@ -195,35 +192,7 @@ void Worker::close_all() {
   }
 }
 
-namespace {
-
-// sched_setattr(2)'s argument (glibc before 2.41 has neither the struct nor the wrapper).
-struct SchedAttr {
-  uint32_t size, policy;
-  uint64_t flags;
-  int32_t nice;
-  uint32_t priority;
-  uint64_t runtime, deadline, period;
-};
-
-// A short time slice for this thread (Linux 6.12+ EEVDF: sched_runtime of a SCHED_OTHER task):
-// the worker then preempts longer-sliced work on its core as soon as a client's bytes wake it,
-// whether that work is the control plane's (a reload, the garbage collector) or another
-// process's. Its share of the CPU stays that of its nice value. Older kernels ignore it.
-void prefer_short_slices() {
-  SchedAttr a{};
-  a.size = sizeof a;
-  a.policy = SCHED_OTHER;
-  a.nice = getpriority(PRIO_PROCESS, 0);
-  a.runtime = 500'000;  // ns; the kernel's default slice is 3 ms
-  long r = syscall(SYS_sched_setattr, 0, &a, 0);
-  (void)r;
-}
-
-}  // namespace
-
 void Worker::run() {
-  prefer_short_slices();
   now = now_ms();
   wheel.start(now);
   if (engine.accepting.load()) resume_listeners();
