@@ -207,6 +207,10 @@ allowplaintext: yes
 # recipient (nobody@example.net) would get a mailbox instead of a 550.
 autocreate_quota: 0
 
+# A wrong password gets its NO at once (Cyrus sleeps 3 s by default): mailfront's
+# own login bans are what the tests judge, and each wrong try cost 3 s of waiting.
+failedloginpause: 0
+
 # Tests want mail at once: no duplicate suppression surprises between runs.
 duplicatesuppression: no
 popminpoll: 0
