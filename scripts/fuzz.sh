@@ -4,6 +4,10 @@
 # and runs each for a bounded time.
 #
 #   scripts/fuzz.sh [seconds-per-target] [target...]     default: 20 s, every target
+#   scripts/fuzz.sh --build-only                         build every target and stop
+#                                                        (scripts/test.sh runs it niced while vitest runs)
+# A target is rebuilt only when its stamp (a hash of its sources, native/'s headers,
+# the flags and the compiler) changed; the stamp is written after the build.
 #
 # Fails (exit 1) on any crash, sanitizer report or broken invariant; the input
 # is left in tmp/fuzz/crashes/ and the command to replay it is printed.
@@ -13,6 +17,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+BUILD_ONLY=0
+[ "${1:-}" = --build-only ] && { BUILD_ONLY=1; shift; }
 SECS=${1:-20}
 shift || true
 ALL_TARGETS=(dialog greeting proxy_header proxy_parse addr sni login record)
@@ -47,15 +53,22 @@ CXXFLAGS=(-std=c++20 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer,address,un
   -fno-sanitize-recover=all -isystem "$NODE_INC" -Wall -Wextra -Wno-unused-parameter)
 
 mkdir -p "$OUT/bin" "$OUT/crashes"
-echo "== building ${#TARGETS[@]} fuzz targets with $($CLANGXX --version | head -1)"
+echo "== building ${#TARGETS[@]} fuzz targets (those not up to date) with $($CLANGXX --version | head -1)"
 pids=()
 for t in "${TARGETS[@]}"; do
   [ -n "${SOURCES[$t]:-}" ] || { echo "fuzz.sh: unknown target $t (${ALL_TARGETS[*]})" >&2; exit 2; }
   # shellcheck disable=SC2086
-  "$CLANGXX" "${CXXFLAGS[@]}" -o "$OUT/bin/fuzz_$t" "native/fuzz/fuzz_$t.cc" ${SOURCES[$t]} ${LIBS[$t]:-} &
+  stamp=$( { cat "native/fuzz/fuzz_$t.cc" ${SOURCES[$t]} native/*.h native/fuzz/*.h "$NODE_INC/openssl/opensslv.h"
+             "$CLANGXX" --version; echo "${CXXFLAGS[*]} ${LIBS[$t]:-}"; } | sha256sum | cut -d' ' -f1)
+  [ -x "$OUT/bin/fuzz_$t" ] && [ "$(cat "$OUT/bin/fuzz_$t.stamp" 2>/dev/null)" = "$stamp" ] && continue
+  rm -f "$OUT/bin/fuzz_$t.stamp"
+  # shellcheck disable=SC2086
+  ( "$CLANGXX" "${CXXFLAGS[@]}" -o "$OUT/bin/fuzz_$t" "native/fuzz/fuzz_$t.cc" ${SOURCES[$t]} ${LIBS[$t]:-} \
+      && echo "$stamp" >"$OUT/bin/fuzz_$t.stamp" ) &
   pids+=($!)
 done
 for p in "${pids[@]}"; do wait "$p"; done
+[ $BUILD_ONLY = 1 ] && exit 0
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-abort_on_error=1:detect_leaks=1:strict_string_checks=1:detect_stack_use_after_return=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}

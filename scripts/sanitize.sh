@@ -7,6 +7,10 @@
 #
 #   scripts/sanitize.sh [vitest args...]        default: test/native
 #   scripts/sanitize.sh --self-test             the judge catches planted bugs (canary addon)
+#   scripts/sanitize.sh --build-only            build and stop (scripts/test.sh runs it
+#                                               niced while vitest runs)
+# A build is reused while its stamp ($OUT/build.stamp: a hash of native/, binding.gyp,
+# this script, the compiler and the headers) matches; the stamp is written last.
 #
 # Every process writes its sanitizer reports to tmp/asan/logs/. The run fails on:
 # the tests failing, any AddressSanitizer error, any UBSan "runtime error" in
@@ -16,6 +20,7 @@
 # leave pending at exit).
 # Env: CLANGXX, ASAN_DIR (default tmp/asan).
 set -euo pipefail
+SELF=$(readlink -f "$0")
 cd "$(dirname "$0")/.."
 
 OUT=${ASAN_DIR:-tmp/asan}
@@ -145,7 +150,13 @@ CC
 fi
 
 mkdir -p "$OUT/obj" "$OUT/logs"
-rm -f "$OUT"/logs/*
+# Everything the objects depend on: rebuild when any of it changes.
+stamp=$( { cat binding.gyp "$SELF" native/*.cc native/*.h "$NODE_INC/node_version.h" "$NAPI_INC/napi.h"
+           "$CLANGXX" --version; echo "$NODE_INC $NAPI_INC"; } | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$OUT/build.stamp" 2>/dev/null)" = "$stamp" ] && [ -f "$OUT/mailfront.node" ] && [ -f "$OUT/mailfront_testing.so" ]; then
+  echo "== $OUT/mailfront.node and mailfront_testing.so are up to date (-fsanitize=address,undefined)"
+else
+rm -f "$OUT/build.stamp"
 echo "== building $OUT/mailfront.node and mailfront_testing.so with -fsanitize=address,undefined (${#SOURCES[@]} sources)"
 t0=$(date +%s)
 objs=()
@@ -172,7 +183,11 @@ for o in "${objs[@]}"; do
 done
 "$CLANGXX" -shared -fsanitize=address,undefined -shared-libasan -o "$OUT/mailfront.node" "${main_objs[@]}"
 "$CLANGXX" -shared -fsanitize=address,undefined -shared-libasan -o "$OUT/mailfront_testing.so" "${testing_objs[@]}"
+echo "$stamp" >"$OUT/build.stamp"
 echo "   built in $(( $(date +%s) - t0 ))s"
+fi
+[ "${1:-}" = --build-only ] && exit 0
+rm -f "$OUT"/logs/*
 
 ARGS=("$@")
 [ ${#ARGS[@]} -gt 0 ] || ARGS=(test/native)
