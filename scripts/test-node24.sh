@@ -43,7 +43,7 @@ if [ $# -eq 0 ]; then
   # while step 1's suites run (one file at a time, mostly waiting on sockets);
   # its own process group, so a failing step 1 leaves no compiler behind.
   mkdir -p .runtimes
-  setsid nice -n 19 bash "$SELF" --build-only >.runtimes/build-node-$major.log 2>&1 &
+  setsid -w nice -n 19 bash "$SELF" --build-only >.runtimes/build-node-$major.log 2>&1 &
   early=$!
   trap 'kill -- -$early 2>/dev/null || true' EXIT
 fi

@@ -16,7 +16,7 @@ if [ $# -gt 0 ]; then npx vitest run "$@"; exit 0; fi   # a chosen subset: vites
 # fuzz.sh and sanitize.sh then find them up to date (or rebuild, showing the error).
 mkdir -p tmp
 # Its own process group (setsid), so a failing vitest leaves no compiler behind.
-setsid nice -n 19 bash -c 'bash scripts/fuzz.sh --build-only && bash scripts/sanitize.sh --build-only' >tmp/prebuild.log 2>&1 &
+setsid -w nice -n 19 bash -c 'bash scripts/fuzz.sh --build-only && bash scripts/sanitize.sh --build-only' >tmp/prebuild.log 2>&1 &
 prebuild=$!
 trap 'kill -- -$prebuild 2>/dev/null || true' EXIT
 npx vitest run
