@@ -41,9 +41,9 @@ if [ "${1:-}" = --build-only ]; then build_from_source; exit 0; fi
 if [ $# -eq 0 ]; then
   # Step 2's build needs nothing from step 1: it compiles at the lowest priority
   # while step 1's suites run (one file at a time, mostly waiting on sockets);
-  # its own process group, so a failing step 1 leaves no compiler behind.
+  # its own session (low-priority.sh), so a failing step 1 leaves no compiler behind.
   mkdir -p .runtimes
-  setsid -w nice -n 19 bash "$SELF" --build-only >.runtimes/build-node-$major.log 2>&1 &
+  bash scripts/low-priority.sh bash "$SELF" --build-only >.runtimes/build-node-$major.log 2>&1 &
   early=$!
   trap 'kill -- -$early 2>/dev/null || true' EXIT
 fi

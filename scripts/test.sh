@@ -15,8 +15,8 @@ if [ $# -gt 0 ]; then npx vitest run "$@"; exit 0; fi   # a chosen subset: vites
 # wait on sockets and child processes), so the tests keep the CPU they ask for.
 # fuzz.sh and sanitize.sh then find them up to date (or rebuild, showing the error).
 mkdir -p tmp
-# Its own process group (setsid), so a failing vitest leaves no compiler behind.
-setsid -w nice -n 19 bash -c 'bash scripts/fuzz.sh --build-only && bash scripts/sanitize.sh --build-only' >tmp/prebuild.log 2>&1 &
+# Its own session (low-priority.sh), so a failing vitest leaves no compiler behind.
+bash scripts/low-priority.sh bash -c 'bash scripts/fuzz.sh --build-only && bash scripts/sanitize.sh --build-only' >tmp/prebuild.log 2>&1 &
 prebuild=$!
 trap 'kill -- -$prebuild 2>/dev/null || true' EXIT
 npx vitest run
