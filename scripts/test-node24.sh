@@ -57,6 +57,7 @@ suites=("$@")
 "$node" node_modules/vitest/vitest.mjs run "${suites[@]}"
 [ $# -gt 0 ] && exit 0
 
+bash scripts/low-priority.sh --raise "$early"   # what is left now holds the tests up
 wait "$early" || echo "(the early build failed, see .runtimes/build-node-$major.log: building again)" >&2
 trap - EXIT
 build_from_source

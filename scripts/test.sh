@@ -20,6 +20,7 @@ bash scripts/low-priority.sh bash -c 'bash scripts/fuzz.sh --build-only && bash 
 prebuild=$!
 trap 'kill -- -$prebuild 2>/dev/null || true' EXIT
 npx vitest run
+bash scripts/low-priority.sh --raise "$prebuild"   # what is left now holds the tests up
 wait "$prebuild" || echo "(the early build failed, see tmp/prebuild.log: building again)" >&2
 trap - EXIT
 bash scripts/fuzz.sh "${FUZZ_SECONDS:-10}"
