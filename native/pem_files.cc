@@ -20,10 +20,6 @@ bool is_label(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ' '; });
 }
 
-bool is_key_label(std::string_view l) {
-  return l == "PRIVATE KEY" || l == "RSA PRIVATE KEY" || l == "EC PRIVATE KEY" || l == "ENCRYPTED PRIVATE KEY";
-}
-
 // A file's bytes, wiped when dropped (key files, combined files).
 struct FileText {
   std::string bytes;
@@ -56,6 +52,10 @@ bool read_whole(const std::string& path, bool holds_key, FileText& out) {
 }
 
 }  // namespace
+
+bool is_key_label(std::string_view l) {
+  return l == "PRIVATE KEY" || l == "RSA PRIVATE KEY" || l == "EC PRIVATE KEY" || l == "ENCRYPTED PRIVATE KEY";
+}
 
 std::vector<PemBlock> pem_blocks(std::string_view buf) {
   std::vector<PemBlock> out;

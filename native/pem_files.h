@@ -1,5 +1,5 @@
-// Reading a pair's files on the check threads (the bulk loader's fast path): the same PEM block
-// rule as src/certs/read.ts pemBlocks(), for the plain case only. Whatever read.ts would word as
+// Reading a pair's files on the check threads (the bulk loader's fast path), for the plain case
+// only. The PEM block rule is this file's pem_blocks(), which read.ts calls too (rules.cc). Whatever read.ts would word as
 // a problem (a read error, a file too large, no certificate, no key, an encrypted key, a key
 // readable by every user) is left to read.ts: the reader answers "not plain" and the control
 // plane reads that pair itself, so every message stays the one read.ts writes.
@@ -18,6 +18,8 @@ struct PemBlock {
   std::string_view pem;
 };
 std::vector<PemBlock> pem_blocks(std::string_view text);
+// A private key's label: PRIVATE KEY, RSA/EC PRIVATE KEY, ENCRYPTED PRIVATE KEY.
+bool is_key_label(std::string_view label);
 
 // Fills <out> with the certificate and key blocks of <files>; false when the pair is not plain
 // (see above). Key text read here is wiped before returning, whatever the outcome.

@@ -1,6 +1,6 @@
 // The data plane's parsing rules, exported to the control plane so that each
 // rule is written once (issue 15): host names (sni.h), "ip:port" addresses
-// (net.h), CIDR blocks (proxy_parse.h) and the SNI lookup (snapshot.h). The
+// (net.h), CIDR blocks (proxy_parse.h), the SNI lookup (snapshot.h) and PEM blocks (pem_files.h). The
 // control plane words the errors; what is accepted is decided here.
 #include <arpa/inet.h>
 #include <napi.h>
@@ -8,6 +8,7 @@
 #include <string>
 
 #include "net.h"
+#include "pem_files.h"
 #include "proxy_header.h"
 #include "proxy_parse.h"
 #include "addon.h"
@@ -151,7 +152,30 @@ Napi::Value LocalProxyHeader(const Napi::CallbackInfo& info) {
   return Napi::Buffer<char>::Copy(info.Env(), h.data(), h.size());
 }
 
+// pemBlocks(buffer): [{label, start, end, key}], byte offsets of each block in <buffer>.
+Napi::Value PemBlocks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsBuffer()) {
+    Napi::TypeError::New(env, "pemBlocks(buffer)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  auto buf = info[0].As<Napi::Buffer<char>>();
+  std::string_view text(buf.Data(), buf.Length());
+  std::vector<PemBlock> blocks = pem_blocks(text);
+  Napi::Array out = Napi::Array::New(env, blocks.size());
+  for (uint32_t i = 0; i < blocks.size(); i++) {
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("label", std::string(blocks[i].label));
+    o.Set("start", double(blocks[i].pem.data() - text.data()));
+    o.Set("end", double(blocks[i].pem.data() - text.data() + blocks[i].pem.size()));
+    o.Set("key", is_key_label(blocks[i].label));
+    out[i] = o;
+  }
+  return out;
+}
+
 void export_rules(Napi::Env env, Napi::Object exports) {
+  exports.Set("pemBlocks", Napi::Function::New(env, PemBlocks));
   exports.Set("normalizeHostName", Napi::Function::New(env, NormalizeHostName));
   exports.Set("parseAddress", Napi::Function::New(env, ParseAddress));
   exports.Set("parseCidr", Napi::Function::New(env, ParseCidr));

@@ -331,6 +331,8 @@ interface AddonModule {
   checkCertificates(pairs: ({ certs: (string | Buffer)[]; keys: (string | Buffer)[] } | CertFiles)[], append?: boolean): CertCheck[];
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
+  /** The PEM block rule (native/pem_files.h): "-----BEGIN X-----" (line end) to the first "-----END X-----", as byte offsets; key: a private key's label. */
+  pemBlocks(buf: Buffer): { label: string; start: number; end: number; key: boolean }[];
   /** The host-name rule (native/sni.h): lowercased, no trailing dot; null when not a DNS name (or an IP literal). */
   normalizeHostName(text: string): string | null;
   /** The address rule (native/net.h): "ip:port", "[v6]:port" or an absolute unix socket path. */

@@ -6,6 +6,7 @@ import { realpath, stat } from 'node:fs/promises';
 import type { Candidate } from './sources.js';
 import type { CertProblem } from './types.js';
 import { describeFsError } from './fs-errors.js';
+import { loadAddon } from '../native.js';
 
 /**
  * Reads a file. With `sync` (the bulk loader's default), stat and read are done synchronously:
@@ -34,31 +35,14 @@ const MAX_BYTES = 1 << 20;
 interface PemBlock {
   label: string;
   pem: Buffer;
+  key: boolean;
 }
 
-const KEY_LABELS = new Set(['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'ENCRYPTED PRIVATE KEY']);
-const LABEL = /^[A-Z0-9 ]+$/;
-
-/** "-----BEGIN X-----" (line end) .. the first "-----END X-----" after it, as views into <buf>. */
+/** The addon's PEM block rule (native/pem_files.h, which also reads plain pairs on its threads), as views into <buf>. */
 function pemBlocks(buf: Buffer): PemBlock[] {
-  const out: PemBlock[] = [];
-  for (let at = 0; ; ) {
-    const begin = buf.indexOf('-----BEGIN ', at);
-    if (begin < 0) return out;
-    const close = buf.indexOf('-----', begin + 11);
-    if (close < 0) return out;
-    const label = buf.toString('latin1', begin + 11, close);
-    const eol = close + 5;
-    if (!LABEL.test(label) || !(buf[eol] === 0x0a || (buf[eol] === 0x0d && buf[eol + 1] === 0x0a))) {
-      at = begin + 11;
-      continue;
-    }
-    const endLine = `-----END ${label}-----`;
-    const end = buf.indexOf(endLine, eol);
-    if (end < 0) return out;
-    out.push({ label, pem: buf.subarray(begin, end + endLine.length) });
-    at = end + endLine.length;
-  }
+  return loadAddon()
+    .pemBlocks(buf)
+    .map((b) => ({ label: b.label, pem: buf.subarray(b.start, b.end), key: b.key }));
 }
 
 function statOrNull(file: string): Stats | null {
@@ -96,7 +80,7 @@ export async function readCandidate(c: Candidate, read: ReadFile, problems: Cert
   const certBlocks = pemBlocks(certText);
   const certs = certBlocks.filter((b) => b.label === 'CERTIFICATE');
   if (certs.length === 0) {
-    const hasKey = certBlocks.some((b) => KEY_LABELS.has(b.label));
+    const hasKey = certBlocks.some((b) => b.key);
     problems.push({
       level: 'error',
       path: certPath,
@@ -109,12 +93,12 @@ export async function readCandidate(c: Candidate, read: ReadFile, problems: Cert
   let keyPath = c.keyPath;
   let keyBlocks: PemBlock[];
   if (c.combined) {
-    keyBlocks = certBlocks.filter((b) => KEY_LABELS.has(b.label));
+    keyBlocks = certBlocks.filter((b) => b.key);
     if (keyBlocks.length === 0 && c.keyCompanion) {
       keyPath = c.keyCompanion;
       const t = await readBytes(read, keyPath, 'private key', problems, true);
       if (t === null) return null;
-      keyBlocks = pemBlocks(t).filter((b) => KEY_LABELS.has(b.label));
+      keyBlocks = pemBlocks(t).filter((b) => b.key);
     }
     if (keyBlocks.length === 0) {
       problems.push({
@@ -128,7 +112,7 @@ export async function readCandidate(c: Candidate, read: ReadFile, problems: Cert
     const t = await readBytes(read, keyPath, 'private key', problems, true);
     if (t === null) return null;
     const blocks = pemBlocks(t);
-    keyBlocks = blocks.filter((b) => KEY_LABELS.has(b.label));
+    keyBlocks = blocks.filter((b) => b.key);
     if (keyBlocks.length === 0) {
       const hasCert = blocks.some((b) => b.label === 'CERTIFICATE');
       problems.push({

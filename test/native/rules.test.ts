@@ -96,3 +96,23 @@ describe('SNI lookup (sni-lookup.json)', () => {
     expect(resolve(indexes['store tables'], c.name)).toEqual(c.want ?? undefined);
   });
 });
+
+describe('PEM blocks (native pemBlocks, which read.ts and the check threads share)', () => {
+  const blocks = (text: string) => addon.pemBlocks(Buffer.from(text, 'latin1')).map((b) => [b.label, text.slice(b.start, b.end), b.key]);
+  it('finds each block from its BEGIN line to the first END of the same label, LF or CRLF', () => {
+    const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
+    const key = '-----BEGIN EC PRIVATE KEY-----\r\nMHcC\r\n-----END EC PRIVATE KEY-----';
+    expect(blocks(`junk\n${cert}\n${key}\n`)).toEqual([['CERTIFICATE', cert, false], ['EC PRIVATE KEY', key, true]]);
+  });
+  it('skips a BEGIN whose label is not upper-case letters, digits and spaces, or not at a line end', () => {
+    expect(blocks('-----BEGIN cert-----\nx\n-----END cert-----\n-----BEGIN X----- trailing\n-----END X-----')).toEqual([]);
+  });
+  it('stops at a block without its END line', () => {
+    expect(blocks('-----BEGIN PRIVATE KEY-----\nMIG\n-----END CERTIFICATE-----\n')).toEqual([]);
+  });
+  it('marks the four private-key labels, and no other', () => {
+    const labels = ['PRIVATE KEY', 'RSA PRIVATE KEY', 'EC PRIVATE KEY', 'ENCRYPTED PRIVATE KEY', 'PUBLIC KEY', 'X509 CRL'];
+    const text = labels.map((l) => `-----BEGIN ${l}-----\nAA\n-----END ${l}-----\n`).join('');
+    expect(blocks(text).map((b) => b[2])).toEqual([true, true, true, true, false, false]);
+  });
+});
