@@ -239,7 +239,7 @@ void Conn::step_pretls() {
 }
 
 bool Conn::begin_tls() {
-  SSL_CTX* initial = snap_->contexts[size_t(snap_->default_ctx)].get();
+  SSL_CTX* initial = snap_->contexts[size_t(snap_->default_ctx)]->get();  // built by the reader
   ssl_ = SSL_new(initial);
   BIO* bio = ssl_ ? cio_.make_bio() : nullptr;
   if (bio) SSL_set_bio(ssl_, bio, bio);  // one reference, taken by the SSL for both directions

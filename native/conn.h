@@ -155,6 +155,7 @@ class Conn {
   // The servername callback runs once per ClientHello: twice after a HelloRetryRequest.
   uint8_t hellos_ = 0;
   bool first_had_sni_ = false, sni_changed_ = false;
+  int unbuilt_context_ = -1;  // the SNI's certificate context, when its build failed (on_servername)
   std::string first_sni_raw_;  // the first ClientHello's name, as sent (at most 255 bytes)
   bool early_slot_ = false;    // holds one of the pool's kEarlyConnectsPerPool
 

@@ -32,7 +32,14 @@ int Conn::on_servername(int* alert) {
     }
     ctx = snap_->default_ctx;
   }
-  SSL_CTX* chosen = snap_->contexts[size_t(ctx)].get();
+  // Built here on the first handshake that names it (ctx_cache.h); the reader proved it builds.
+  CertContext& cert = *snap_->contexts[size_t(ctx)];
+  SSL_CTX* chosen = cert.get();
+  if (!chosen) {
+    unbuilt_context_ = ctx;
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
   if (chosen != SSL_get_SSL_CTX(ssl_)) SSL_set_SSL_CTX(ssl_, chosen);
   // A known name: its backend connect starts now, while the server does its
   // handshake crypto (bench/RESULTS.md: ~1.2x handshakes per CPU-second). Unknown
@@ -122,6 +129,8 @@ void Conn::step_handshake() {
   if (sni_rejected_) return close(CloseReason::SniRejected, "unknown server name");
   if (sni_changed_) return close(CloseReason::SniChanged, "the ClientHello after a HelloRetryRequest names another server");
   if (alpn_rejected_) return close(CloseReason::AlpnRejected, "client offered no ALPN id of this listener");
+  if (unbuilt_context_ >= 0)
+    return close(CloseReason::InternalError, "certificate context for \"" + sni_ + "\" not built: " + snap_->contexts[size_t(unbuilt_context_)]->error());
   close(CloseReason::HandshakeFailed, detail);
 }
 

@@ -34,23 +34,30 @@ std::string ctx_digest(const TlsPolicy& policy, const std::vector<CheckedPairPtr
   return std::string(reinterpret_cast<char*>(out), n);
 }
 
-SslCtxPtr CtxCache::reuse(const std::string& digest) {
+SSL_CTX* CertContext::get() {
+  std::call_once(once_, [this] {
+    ctx_ = make_server_ctx(*policy_, pairs_, err_);
+    if (!ctx_) return state_.store(State::Failed, std::memory_order_release);
+    pairs_.clear();  // the SSL_CTX holds its own references now
+    pairs_.shrink_to_fit();
+    state_.store(State::Built, std::memory_order_release);
+  });
+  return ctx_.get();
+}
+
+CertContextPtr CtxCache::reuse(const std::string& digest) {
   std::lock_guard<std::mutex> lock(mu_);
   if (digest.empty()) return nullptr;
   auto it = by_digest_.find(digest);
-  if (it == by_digest_.end()) return nullptr;
-  SSL_CTX_up_ref(it->second.get());
-  return SslCtxPtr(it->second.get());
+  if (it == by_digest_.end() || it->second->state() == CertContext::State::Failed) return nullptr;
+  return it->second;
 }
 
-void CtxCache::remember(const std::vector<std::string>& digests, const std::vector<SslCtxPtr>& ctxs) {
-  std::unordered_map<std::string, SslCtxPtr> next;
-  for (size_t i = 0; i < ctxs.size(); i++) {
-    if (digests[i].empty() || next.count(digests[i])) continue;
-    SSL_CTX_up_ref(ctxs[i].get());
-    next.emplace(digests[i], SslCtxPtr(ctxs[i].get()));
-  }
-  std::unordered_map<std::string, SslCtxPtr> old;
+void CtxCache::remember(const std::vector<std::string>& digests, const std::vector<CertContextPtr>& ctxs) {
+  std::unordered_map<std::string, CertContextPtr> next;
+  for (size_t i = 0; i < ctxs.size(); i++)
+    if (!digests[i].empty()) next.emplace(digests[i], ctxs[i]);
+  std::unordered_map<std::string, CertContextPtr> old;
   {
     std::lock_guard<std::mutex> lock(mu_);
     old.swap(by_digest_);

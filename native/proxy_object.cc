@@ -162,6 +162,10 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
     out.Set("bannedNetworks", double(engine_->guard.bans(now)));
     out.Set("trackedNetworks", double(engine_->guard.entries()));
     auto snap = engine_->snapshot();
+    size_t built = 0;
+    for (size_t i = 0; snap && i < snap->contexts.size(); i++) built += snap->contexts[i]->state() == CertContext::State::Built;
+    out.Set("contexts", double(snap ? snap->contexts.size() : 0));
+    out.Set("contextsBuilt", double(built));
     Napi::Array ls = Napi::Array::New(env);
     for (size_t i = 0; snap && i < engine_->listener_count; i++) {
       Napi::Object o = Napi::Object::New(env);

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ctx_cache.h"
 #include "guard.h"
 #include "net.h"
 #include "server_health.h"
@@ -94,7 +95,7 @@ NameMatch match_name(std::string_view name, Find&& find) {
 }
 
 struct Snapshot {
-  std::vector<SslCtxPtr> contexts;
+  std::vector<CertContextPtr> contexts;  // the default one built, the others on first use
   std::unordered_map<std::string, int> exact;
   std::unordered_map<std::string, int> wildcard;  // keyed by the suffix after "*."
   int default_ctx{};

@@ -58,32 +58,44 @@ std::shared_ptr<Snapshot> read_snapshot(const Napi::Object& object, CtxCache& ca
       all[i].push_back(std::move(p));
     }
   }
-  std::vector<SslCtxPtr> built(all.size());
+  // Not built here (ctx_cache.h): a context the cache does not have is proved instead, its pairs
+  // taken by a scratch context of this policy, one per thread (tls.h pairs_fit), a few µs each
+  // against an SSL_CTX_new each. The default context is built: every connection starts on it.
+  auto shared_policy = std::make_shared<const TlsPolicy>(policy);
+  std::vector<CertContextPtr> made(all.size());
   std::vector<std::string> errs(all.size());
   std::vector<std::string> digests(all.size());
   std::atomic<size_t> next{0};
-  auto build = [&] {
+  auto prove = [&] {
+    SslCtxPtr scratch;
     for (size_t i; (i = next.fetch_add(1)) < all.size();) {
       digests[i] = ctx_digest(policy, all[i]);
-      built[i] = cache.reuse(digests[i]);
-      if (built[i]) continue;
-      built[i] = make_server_ctx(policy, all[i], errs[i]);
-      if (!built[i]) next.store(all.size());  // stop early; the first failure (by index) is reported
+      if ((made[i] = cache.reuse(digests[i]))) continue;
+      if (!scratch) scratch = make_server_ctx(policy, {}, errs[i]);
+      if (!scratch || !pairs_fit(scratch.get(), all[i], errs[i])) {
+        next.store(all.size());  // stop early; the first failure (by index) is reported
+        return;
+      }
+      made[i] = std::make_shared<CertContext>(shared_policy, std::move(all[i]));
     }
   };
-  run_in_background(all.size(), build);
+  run_in_background(all.size(), prove);
   for (size_t i = 0; i < all.size(); i++) {
-    if (!built[i]) {
-      if (errs[i].empty()) continue;  // not built: an earlier failure stopped the others
+    if (!made[i] && !errs[i].empty()) {
       err = "contexts[" + std::to_string(i) + "]: " + errs[i];
       return nullptr;
     }
   }
   for (size_t i = 0; i < all.size(); i++) {
-    if (!built[i]) { err = "contexts[" + std::to_string(i) + "]: not built"; return nullptr; }
+    if (!made[i]) { err = "contexts[" + std::to_string(i) + "]: not proved"; return nullptr; }
   }
-  cache.remember(digests, built);
-  for (size_t i = 0; i < all.size(); i++) s->contexts.push_back(std::move(built[i]));
+  CertContext& first = *made[size_t(s->default_ctx)];
+  if (!first.get()) {
+    err = "contexts[" + std::to_string(s->default_ctx) + "]: " + first.error();
+    return nullptr;
+  }
+  cache.remember(digests, made);
+  s->contexts = std::move(made);
   return s;
 }
 

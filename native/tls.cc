@@ -115,10 +115,15 @@ SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<CheckedPair
   SSL_CTX_set_session_id_context(c, sid_ctx, sizeof sid_ctx - 1);
   TicketKeys::install(c, policy.ticket_keys);
   install_conn_callbacks(c, policy.own_record_layer);
-  for (const CheckedPairPtr& p : pairs) {
-    if (!p || !add_pair(c, *p, err)) return nullptr;
-  }
+  if (!pairs_fit(c, pairs, err)) return nullptr;
   return ctx;
+}
+
+bool pairs_fit(SSL_CTX* scratch, const std::vector<CheckedPairPtr>& pairs, std::string& err) {
+  for (const CheckedPairPtr& p : pairs) {
+    if (!p || !add_pair(scratch, *p, err)) return false;
+  }
+  return true;
 }
 
 }  // namespace mf

@@ -50,6 +50,11 @@ bool expand_cipher_list(const std::string& list, std::vector<CipherSuite>& suite
 // Empty on failure, with <err> set; <err> names what failed, never key material.
 SslCtxPtr make_server_ctx(const TlsPolicy& policy, const std::vector<CheckedPairPtr>& pairs, std::string& err);
 
+// Would make_server_ctx take <pairs>? Each goes into <scratch>, a context make_server_ctx built with
+// the same policy and no pairs, as it would go into its own: the same OpenSSL checks, the same <err>.
+// A pair replaces the previous one of its key type in <scratch>. Any thread, one scratch per thread.
+bool pairs_fit(SSL_CTX* scratch, const std::vector<CheckedPairPtr>& pairs, std::string& err);
+
 // Does this OpenSSL offer the key-exchange group <name> ("X25519MLKEM768", "P-256")? Any thread.
 bool tls_group_known(const std::string& name);
 

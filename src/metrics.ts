@@ -155,6 +155,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers: [registry],
     collect: pull,
   });
+  const contexts = new Gauge({
+    name: 'mailfront_tls_contexts',
+    help: 'Certificate contexts served now, by state (built: its OpenSSL context exists; waiting: built on the first handshake that names it).',
+    labelNames: ['state'],
+    registers: [registry],
+    collect: pull,
+  });
   const rejected = nativeCounter(
     'mailfront_connections_rejected_total',
     'Connections refused by a limit, by listener and kind (total: limits.connections, per_client: limits.per_client, banned: a login ban of the client network, rate: limits.connection_rate).',
@@ -195,6 +202,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     workers.set(s.workers);
     recordsDropped.inc(deltas.delta('', 'eventsDropped', s.eventsDropped ?? 0));
     bannedNetworks.set(s.bannedNetworks ?? 0);
+    contexts.set({ state: 'built' }, s.contextsBuilt ?? 0);
+    contexts.set({ state: 'waiting' }, (s.contexts ?? 0) - (s.contextsBuilt ?? 0));
     active.reset(); // listeners that went away lose their series
     for (const l of s.listeners) {
       const listener = listeners.value(l.name);

@@ -276,6 +276,9 @@ export interface NativeStats {
   /** Client networks banned now, and networks the ban/rate table holds. */
   bannedNetworks: number;
   trackedNetworks: number;
+  /** Certificate contexts of the snapshot served now, and how many have their SSL_CTX (built on the first handshake that names them). */
+  contexts: number;
+  contextsBuilt: number;
   listeners: ListenerCounters[];
 }
 
