@@ -383,7 +383,7 @@ describe('logins and bans', () => {
 
   it('mailfront_auth_total counts outcomes by listener and result; bans and refusals by kind', async () => {
     const stats: NativeStats = {
-      workers: 1, active: 0, maxLoopAgeMs: 0, bannedNetworks: 2, trackedNetworks: 9,
+      workers: 1, active: 0, maxLoopAgeMs: 0, bannedNetworks: 2, trackedNetworks: 9, contexts: 10, contextsBuilt: 3,
       listeners: [counters('imaps', { rejectedBanned: 5, rejectedRate: 3 })],
     };
     const m = make(() => stats);
@@ -398,6 +398,8 @@ describe('logins and bans', () => {
     expect(s.get('mailfront_auth_total{listener="sieve",result="error"}')).toBe(1);
     expect(s.get('mailfront_bans_total{listener="imaps"}')).toBe(1);
     expect(s.get('mailfront_banned_networks')).toBe(2);
+    expect(s.get('mailfront_tls_contexts{state="built"}')).toBe(3);
+    expect(s.get('mailfront_tls_contexts{state="waiting"}')).toBe(7);
     expect(s.get('mailfront_connections_rejected_total{listener="imaps",kind="banned"}')).toBe(5);
     expect(s.get('mailfront_connections_rejected_total{listener="imaps",kind="rate"}')).toBe(3);
   });
