@@ -5,7 +5,6 @@
 #include <sys/socket.h>
 
 #include <fcntl.h>
-#include <malloc.h>
 
 #include <memory>
 #include <string>
@@ -85,10 +84,9 @@ class Proxy : public Napi::ObjectWrap<Proxy> {
       return env.Undefined();
     }
     engine_->apply(std::move(snap));
-    // A load frees thousands of file texts, results and index entries, scattered among the
-    // pairs and contexts it keeps and in the arenas of its threads, which are gone: glibc keeps
-    // those pages until told. Given back here, the RSS a reload leaves is what the snapshot uses.
-    malloc_trim(0);
+    // No malloc_trim here: it holds each arena's lock while it walks it, the worker's too, and took
+    // 50-90 ms after a reload of 10,000 certificates (the worker's arena holds the SSL_CTXs built
+    // on first use): the worker stopped accepting for that long (bench/RESULTS.md).
     return env.Undefined();
   }
 
