@@ -5,6 +5,7 @@ import { loadCertificates, watchCertificates, type CertStore } from './certs/ind
 import { loadConfig } from './config/load.js';
 import { configWarnings, type Config } from './config/schema.js';
 import { MailfrontError } from './errors.js';
+import { collectGarbage } from './gc.js';
 import { probeSieveListeners } from './frontends/sieve-capabilities.js';
 import { child, connectionLogThrottle, createLogger, logNativeEvents, type Logger } from './log.js';
 import type { LogThrottle } from './log-throttle.js';
@@ -171,6 +172,7 @@ export class Service {
     this.metrics.setStatsSource(() => proxy.stats());
     this.#publishCertificates(gen.certs);
     this.metrics.reloaded('ok');
+    setTimeout(collectGarbage, 100).unref(); // what the load left, as after a reload
     if (gen.config.metrics) {
       this.metrics.collectProcessMetrics();
       this.#metricsServer = await startMetricsServer(gen.config.metrics.listen, this.metrics.registry, () => ({
@@ -228,6 +230,8 @@ export class Service {
       this.#publishCertificates(next.certs);
       this.#startHealthChecks(next.config);
       this.metrics.reloaded('ok');
+      // The previous store is garbage now: collected at once, not whenever V8's old space fills.
+      setTimeout(collectGarbage, 100).unref();
       log.info(
         {
           why,
