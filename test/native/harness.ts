@@ -319,6 +319,16 @@ export function connectTls(port: number, opts: tls.ConnectionOptions, ms = 5000)
   });
 }
 
+/** The SAN of the certificate served for <servername>, once the backend's greeting ("backend ready") came through; the client then closes. */
+export async function servedSan(port: number, pki: Pki, servername: string | undefined): Promise<string> {
+  const c = await connectTls(port, { ca: pki.ca.rootPem, servername, checkServerIdentity: () => undefined });
+  const san = peerSan(c);
+  await c.waitData((d) => d.includes('backend ready'));
+  c.socket.end();
+  await within(c.closed, 3000, 'close');
+  return san;
+}
+
 /** The SAN of the certificate the server presented. */
 export function peerSan(c: TlsClient): string {
   return c.socket.getPeerCertificate().subjectaltname ?? '';

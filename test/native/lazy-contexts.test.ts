@@ -1,7 +1,7 @@
 // Certificate contexts are built on the first handshake that names them (native/ctx_cache.h):
 // apply() builds only the default one and proves the others; a reload keeps what was built.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildSnapshot, connectTls, fakeBackend, makePki, peerSan, startProxy, within } from './harness.js';
+import { buildSnapshot, fakeBackend, makePki, servedSan, startProxy } from './harness.js';
 import type { FakeBackend, Pki, Running } from './harness.js';
 import { createProxy } from '../../src/native.js';
 
@@ -18,14 +18,7 @@ afterAll(async () => {
   pki?.cleanup();
 });
 
-async function sanFor(r: Running, servername: string): Promise<string> {
-  const c = await connectTls(r.port, { ca: pki.ca.rootPem, servername, checkServerIdentity: () => undefined });
-  const san = peerSan(c);
-  await c.waitData((d) => d.includes('backend ready'));
-  c.socket.end();
-  await within(c.closed, 3000, 'close');
-  return san;
-}
+const sanFor = (r: Running, servername: string) => servedSan(r.port, pki, servername);
 
 const built = (r: Running) => ({ contexts: r.proxy.stats().contexts, built: r.proxy.stats().contextsBuilt });
 
