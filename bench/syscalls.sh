@@ -8,6 +8,12 @@
 #     trace: also a full strace -f of 3 sequential connections -> $out/trace.txt
 #     perf:  instead of strace, perf record -g (cpu-clock) over the run -> $out/perf-*.txt
 #     cpu:   instead of strace, the proxy's CPU time (utime+stime) over the run, in µs per connection
+#     instr: the proxy runs under valgrind --tool=callgrind, instrumented only during the N
+#            connections (not its start, the warm-up, nor loadgen's ticket phase): user-space
+#            instructions per connection, which a busy host does not blur (same binary, same
+#            inputs: the same count within ~0.5%). Slow: N=300 takes a few minutes.
+#            -> $out/callgrind.out.*, $out/annotate-{inclusive,self}.txt
+# PORTS=26 moves the ports to 26001-2/26101-2 (two runs at once).
 # Needs bench/work/bin (make -C bench) and bench/work/pki (from `npm run bench`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,8 +21,8 @@ peer=${1:?peer}; mode=${2:?mode}; n=${3:-2000}; trace=${4:-}
 out=$(mktemp -d /tmp/mf-sys-XXXXXX)
 pki=$PWD/bench/work/pki
 le=$pki/letsencrypt; [ -d "$le" ] || le=$pki/le   # the bench's layout, before and after its PKI rework
-bport=25001 port=25101
-if ss -ltn | grep -qE ":($bport|$((bport + 1))|$port|$((port + 1))) "; then echo "bench/syscalls.sh: a port of 25001-2/25101-2 is taken (another run?)" >&2; exit 1; fi
+bport=${PORTS:-25}001 port=${PORTS:-25}101
+if ss -ltn | grep -qE ":($bport|$((bport + 1))|$port|$((port + 1))) "; then echo "bench/syscalls.sh: a port of $bport-2/$port-2 is taken (another run? PORTS=26)" >&2; exit 1; fi
 bench/work/bin/backend --port $bport --max-seconds 300 >"$out/backend.log" 2>&1 &
 bpid=$!
 bench/work/bin/backend --port $((bport + 1)) --discard --max-seconds 300 >"$out/sink.log" 2>&1 &
@@ -64,11 +70,14 @@ case $peer in
   haproxy26) cmd=(haproxy -db -f "$out/haproxy.cfg") ;;
   *) echo "unknown peer $peer" >&2; exit 2 ;;
 esac
+if [ "$trace" = instr ]; then
+  cmd=(valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$out/callgrind.out.%p" "${cmd[@]}")
+fi
 "${cmd[@]}" >"$out/proxy.log" 2>&1 &
 ppid_=$!
 cleanup() { kill "$ppid_" "$bpid" "$spid" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup EXIT
-for _ in $(seq 60); do ss -ltn | grep -q ":$port " && break; sleep 0.5; done
+for _ in $(seq 600); do ss -ltn | grep -q ":$port " && break; sleep 0.5; done
 lg() { bench/work/bin/loadgen "$@"; }
 lg --port $port --mode full -c 8 -n 200 -t 30 >/dev/null   # warm: contexts, allocator, tickets
 if [ "$mode" = idle ]; then
@@ -89,6 +98,31 @@ if [ "$mode" = idle ]; then
   exit 0
 fi
 cpu() { awk '{print $14 + $15}' /proc/$ppid_/stat; }
+if [ "$trace" = instr ]; then
+  case $mode in full | resumed) ;; *) echo "instr: full or resumed only" >&2; exit 2 ;; esac
+  # loadgen waits (--sync) after its own warm phase (resumed: a ticket per name) for a line on
+  # the fifo: the instrumentation covers the measured connections only.
+  mkfifo "$out/go"
+  lg --port $port --mode "$mode" -c 8 -n "$n" -t 1200 --conn-timeout 120 --sync <"$out/go" >"$out/lg.json" &
+  lpid=$!
+  exec 3>"$out/go"
+  for _ in $(seq 1200); do grep -q '"event":"ready"' "$out/lg.json" 2>/dev/null && break; sleep 0.5; done
+  callgrind_control -i on "$ppid_" >/dev/null 2>&1
+  callgrind_control -z "$ppid_" >/dev/null 2>&1
+  echo go >&3
+  wait $lpid
+  sleep 2   # the JS thread's share: connection records, logs
+  callgrind_control -d "$ppid_" >/dev/null 2>&1
+  tail -1 "$out/lg.json"
+  dump=$(ls -t "$out"/callgrind.out.*.[0-9]* | head -1)
+  total=$(awk '/^summary:|^totals:/ {print $2; exit}' "$dump")
+  ok=$(grep -o '"ok":[0-9]*' "$out/lg.json" | tail -1 | cut -d: -f2)
+  callgrind_annotate --inclusive=yes "$dump" 2>/dev/null | head -80 >"$out/annotate-inclusive.txt" || true
+  callgrind_annotate "$dump" 2>/dev/null | head -60 >"$out/annotate-self.txt" || true
+  echo "$peer $mode: $(awk -v t="$total" -v n="$ok" 'BEGIN {printf "%.0f", t / n}') instructions per connection ($total over $ok)"
+  echo "(callgrind: $dump, $out/annotate-{inclusive,self}.txt)"
+  exit 0
+fi
 if [ "$trace" = perf ]; then
   perf record -g -F 999 -o "$out/perf.data" -p "$ppid_" 2>/dev/null &
 elif [ "$trace" = cpu ]; then
