@@ -2,9 +2,10 @@
 // build/Release/testing/, not shipped by scripts/prebuild.sh; loaded by
 // test/helpers/testing-addon.ts): functions for the table tests of the data
 // plane's pure parts (dialog, login parser, client networks, PROXY header,
-// CRC32C, CIDR match), linked from the same objects as the production addon.
+// CRC32C, CIDR match, TLS 1.3 traffic keys), linked from the same objects as the production addon.
 #include <napi.h>
 
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "net.h"
 #include "proxy_header.h"
 #include "proxy_parse.h"
+#include "tls13_keys.h"
 
 namespace mf {
 
@@ -143,6 +145,30 @@ Napi::Value TestProxyHeader(const Napi::CallbackInfo& info) {
   return Napi::Buffer<char>::Copy(env, h.data(), h.size());
 }
 
+// For the key schedule's known answers: the traffic key and IV of <secret> under the suite with
+// IANA id <suite> (0x1301..0x1303), and the next secret (a KeyUpdate).
+Napi::Value TestTrafficKey(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Tls13Suite suite;
+  if (!info[0].IsNumber() || !tls13_suite_of(uint16_t(info[0].As<Napi::Number>().Uint32Value()), suite) || !info[1].IsBuffer() ||
+      info[1].As<Napi::Buffer<uint8_t>>().Length() != tls13_secret_len(suite)) {
+    Napi::TypeError::New(env, "testTrafficKey(suite id, secret of the suite's hash length)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  uint8_t secret[kMaxSecret];
+  memcpy(secret, info[1].As<Napi::Buffer<uint8_t>>().Data(), tls13_secret_len(suite));
+  TrafficKey k;
+  if (!derive_traffic_key(suite, secret, k) || !next_traffic_secret(suite, secret)) {
+    Napi::Error::New(env, "testTrafficKey: derivation failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("key", Napi::Buffer<uint8_t>::Copy(env, k.key, tls13_key_len(suite)));
+  o.Set("iv", Napi::Buffer<uint8_t>::Copy(env, k.iv, kIvLen));
+  o.Set("next", Napi::Buffer<uint8_t>::Copy(env, secret, tls13_secret_len(suite)));
+  return o;
+}
+
 // For the CRC32C check values.
 Napi::Value TestCrc32c(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -183,6 +209,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("testCrc32c", Napi::Function::New(env, TestCrc32c));
   exports.Set("testLogin", Napi::Function::New(env, TestLogin));
   exports.Set("testClientNetwork", Napi::Function::New(env, TestClientNetwork));
+  exports.Set("testTrafficKey", Napi::Function::New(env, TestTrafficKey));
   return exports;
 }
 

@@ -1,7 +1,8 @@
 #include "tls13_keys.h"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/hmac.h>
+#include <openssl/err.h>
 
 #include <cstring>
 
@@ -9,7 +10,84 @@ namespace mf {
 
 namespace {
 
-const EVP_MD* digest_of(Tls13Suite s) { return s == Tls13Suite::Aes256Gcm ? EVP_sha384() : EVP_sha256(); }
+// One HMAC context per digest and thread, its digest set once. The one-shot HMAC() fetched the MAC
+// and the digest by name on every call: four look-ups per hand-over, more than the hashing itself
+// (bench/PROFILE.md, issue 17 third round). Freed when the thread ends.
+struct HmacContexts {
+  EVP_MAC_CTX* sha256 = nullptr;
+  EVP_MAC_CTX* sha384 = nullptr;
+  ~HmacContexts() {
+    EVP_MAC_CTX_free(sha256);
+    EVP_MAC_CTX_free(sha384);
+  }
+};
+
+EVP_MAC_CTX* new_hmac(const char* digest) {
+  static EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (!hmac) return nullptr;
+  EVP_MAC_CTX* c = EVP_MAC_CTX_new(hmac);
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest), 0),
+                         OSSL_PARAM_construct_end()};
+  if (c && EVP_MAC_CTX_set_params(c, params) != 1) {
+    EVP_MAC_CTX_free(c);
+    c = nullptr;
+  }
+  return c;
+}
+
+EVP_MAC_CTX* hmac_of(Tls13Suite s) {
+  thread_local HmacContexts t;
+  if (s == Tls13Suite::Aes256Gcm) return t.sha384 ? t.sha384 : (t.sha384 = new_hmac("SHA384"));
+  return t.sha256 ? t.sha256 : (t.sha256 = new_hmac("SHA256"));
+}
+
+// Labels expanded from one secret, in a row: the context is keyed once (the inner and outer
+// pads hashed once), then re-initialised from that key per label. Once done it is re-keyed with
+// a zero byte, so no traffic secret stays behind in a context that outlives the connection.
+class Expander {
+ public:
+  Expander(Tls13Suite s, const uint8_t* secret) : c_(hmac_of(s)), hash_len_(tls13_secret_len(s)) {
+    keyed_ = c_ && EVP_MAC_init(c_, secret, hash_len_, nullptr) == 1;
+  }
+  ~Expander() {
+    static const uint8_t zero = 0;
+    if (c_ && !EVP_MAC_init(c_, &zero, 1, nullptr)) ERR_clear_error();
+  }
+  Expander(const Expander&) = delete;
+  Expander& operator=(const Expander&) = delete;
+
+  // HKDF-Expand-Label(secret, label, "", out_len), out_len up to the hash length: one block,
+  // the first out_len bytes of HMAC-Hash(secret, HkdfLabel || 0x01).
+  bool expand(std::string_view label, uint8_t* out, size_t out_len) {
+    if (!keyed_ || out_len > hash_len_ || label.size() > 255 - 6) return false;
+    // struct { uint16 length; opaque label<7..255> = "tls13 " + label; opaque context<0..255> = ""; } || 0x01
+    uint8_t info[2 + 1 + 255 + 1 + 1];
+    size_t n = 0;
+    info[n++] = uint8_t(out_len >> 8);
+    info[n++] = uint8_t(out_len);
+    info[n++] = uint8_t(6 + label.size());
+    memcpy(info + n, "tls13 ", 6);
+    n += 6;
+    memcpy(info + n, label.data(), label.size());
+    n += label.size();
+    info[n++] = 0;  // empty context
+    info[n++] = 1;  // T(1): the only block needed
+    uint8_t block[EVP_MAX_MD_SIZE];
+    size_t block_len = 0;
+    bool ok = (first_ || EVP_MAC_init(c_, nullptr, 0, nullptr) == 1) && EVP_MAC_update(c_, info, n) == 1 &&
+              EVP_MAC_final(c_, block, &block_len, sizeof block) == 1 && block_len == hash_len_;
+    first_ = false;
+    if (ok) memcpy(out, block, out_len);
+    OPENSSL_cleanse(block, sizeof block);
+    return ok;
+  }
+
+ private:
+  EVP_MAC_CTX* c_;
+  size_t hash_len_;
+  bool keyed_ = false;
+  bool first_ = true;
+};
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';
@@ -46,30 +124,12 @@ const EVP_CIPHER* tls13_cipher(Tls13Suite s) {
 }
 
 bool hkdf_expand_label(Tls13Suite s, const uint8_t* secret, std::string_view label, uint8_t* out, size_t out_len) {
-  size_t hash_len = tls13_secret_len(s);
-  if (out_len > hash_len || label.size() > 255 - 6) return false;
-  // struct { uint16 length; opaque label<7..255> = "tls13 " + label; opaque context<0..255> = ""; } || 0x01
-  uint8_t info[2 + 1 + 255 + 1 + 1];
-  size_t n = 0;
-  info[n++] = uint8_t(out_len >> 8);
-  info[n++] = uint8_t(out_len);
-  info[n++] = uint8_t(6 + label.size());
-  memcpy(info + n, "tls13 ", 6);
-  n += 6;
-  memcpy(info + n, label.data(), label.size());
-  n += label.size();
-  info[n++] = 0;  // empty context
-  info[n++] = 1;  // T(1): the only block needed
-  uint8_t block[EVP_MAX_MD_SIZE];
-  unsigned block_len = 0;
-  bool ok = HMAC(digest_of(s), secret, int(hash_len), info, n, block, &block_len) != nullptr && block_len == hash_len;
-  if (ok) memcpy(out, block, out_len);
-  OPENSSL_cleanse(block, sizeof block);
-  return ok;
+  return Expander(s, secret).expand(label, out, out_len);
 }
 
 bool derive_traffic_key(Tls13Suite s, const uint8_t* secret, TrafficKey& out) {
-  return hkdf_expand_label(s, secret, "key", out.key, tls13_key_len(s)) && hkdf_expand_label(s, secret, "iv", out.iv, kIvLen);
+  Expander e(s, secret);
+  return e.expand("key", out.key, tls13_key_len(s)) && e.expand("iv", out.iv, kIvLen);
 }
 
 bool next_traffic_secret(Tls13Suite s, uint8_t* secret) {

@@ -36,6 +36,8 @@ export interface TestingAddon {
   testLogin(protocol: Protocol, steps: ['c' | 's', string | Buffer][], bound?: number): { outcomes: { result: string; user: string; mech: string }[]; state: 'watching' | 'authenticated' | 'bound' };
   /** The client network of "ip:port" as logged, null for a bad address. */
   testClientNetwork(address: string, ipv6Prefix: number): string | null;
+  /** The TLS 1.3 traffic key and IV of a secret (suite: IANA id, 0x1301..0x1303), and the next secret (KeyUpdate). */
+  testTrafficKey(suite: number, secret: Buffer): { key: Buffer; iv: Buffer; next: Buffer };
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
