@@ -1,6 +1,7 @@
 #include "event_queue.h"
 
 #include <iterator>
+#include <string>
 #include <utility>
 
 #include "login.h"
@@ -85,24 +86,34 @@ Napi::Value EventQueue::to_js(Napi::Env env, const Event& e, State* s) {
   return o;
 }
 
-// The record's property names, made once per queue: a name passed as a C string
-// costs V8 a string-table look-up on every Set, 23 per record. With the names at
-// hand the object is made in one napi_define_properties call.
+// A connection record is made by a small JS function that takes its fields as arguments and
+// returns the event as one object literal: V8 gives the literal its shape once, where
+// napi_define_properties adds the 23 properties one by one through the generic path
+// (about 20k instructions per record against 2k: bench/PROFILE.md, issue 17 third round).
+// Compiled once per queue from the names below, so they are written in one place.
 namespace {
 constexpr const char* kRecordNames[] = {"listener", "protocol", "client", "server", "serverLocal", "pool", "sni",
                                         "tlsVersion", "cipher", "group", "resumed", "bytesIn", "bytesOut", "handshakeMs",
-                                        "connectMs", "durationMs", "reason", "detail", "login", "user", "loginFailures",
-                                        "kind", "record"};
-constexpr size_t kRecordFields = std::size(kRecordNames) - 2;  // the last two name the wrapper's fields
+                                        "connectMs", "durationMs", "reason", "detail", "login", "user", "loginFailures"};
+constexpr size_t kRecordFields = std::size(kRecordNames);
+
+std::string record_maker_source() {
+  std::string args, fields;
+  for (size_t i = 0; i < kRecordFields; i++) {
+    std::string v = "v" + std::to_string(i);
+    args += (i ? "," : "") + v;
+    fields += std::string(i ? "," : "") + kRecordNames[i] + ":" + v;
+  }
+  return "(function(" + args + "){return {kind:'connection',record:{" + fields + "}};})";
+}
 }  // namespace
 
 Napi::Value EventQueue::connection_to_js(Napi::Env env, const ConnRecord& r, State* s) {
-  if (s->names.IsEmpty()) {
-    Napi::Array names = Napi::Array::New(env, std::size(kRecordNames));
-    for (uint32_t i = 0; i < std::size(kRecordNames); i++) names[i] = Napi::String::New(env, kRecordNames[i]);
-    s->names = Napi::Persistent(names);
+  if (s->make_record.IsEmpty()) {
+    napi_value fn;
+    NAPI_THROW_IF_FAILED(env, napi_run_script(env, Napi::String::New(env, record_maker_source()), &fn), Napi::Value());
+    s->make_record = Napi::Persistent(Napi::Function(env, fn));
   }
-  Napi::Array names = s->names.Value();
   auto str = [&](const std::string& v) -> napi_value { return Napi::String::New(env, v); };
   auto num = [&](double v) -> napi_value { return Napi::Number::New(env, v); };
   napi_value values[] = {str(r.listener), str(r.protocol), str(r.client), str(r.server), str(r.server_local),
@@ -111,16 +122,7 @@ Napi::Value EventQueue::connection_to_js(Napi::Env env, const ConnRecord& r, Sta
                          num(r.handshake_ms), num(r.connect_ms), num(r.duration_ms), str(r.reason), str(r.detail),
                          str(r.login), str(r.user), num(double(r.login_failures))};
   static_assert(std::size(values) == kRecordFields);
-  auto make = [&](const napi_value* vals, uint32_t first, size_t n) {
-    napi_property_descriptor d[kRecordFields];
-    for (size_t i = 0; i < n; i++) d[i] = {nullptr, names.Get(uint32_t(first + i)), nullptr, nullptr, nullptr, vals[i], napi_default_jsproperty, nullptr};
-    Napi::Object o = Napi::Object::New(env);
-    NAPI_THROW_IF_FAILED(env, napi_define_properties(env, o, n, d), Napi::Object());
-    return o;
-  };
-  Napi::Object rec = make(values, 0, kRecordFields);
-  napi_value wrapper[] = {Napi::String::New(env, "connection"), rec};
-  return make(wrapper, kRecordFields, 2);
+  return s->make_record.Value().Call(env.Undefined(), kRecordFields, values);
 }
 
 }  // namespace mf

@@ -28,7 +28,7 @@ class EventQueue : public EventSink {
     max_pending_ = max_pending;
     state_ = new State;
     tsfn_ = Napi::ThreadSafeFunction::New(env, cb, "mailfront-events", 0, 1, state_, [](Napi::Env, State* s) {
-      s->names.Reset();
+      s->make_record.Reset();
       delete s;
     });
     tsfn_.Unref(env);
@@ -50,7 +50,7 @@ class EventQueue : public EventSink {
     std::mutex mu;
     std::deque<Event> pending;
     uint64_t dropped = 0;  // since the last delivery
-    Napi::Reference<Napi::Array> names;  // JS thread: a connection record's property names
+    Napi::FunctionReference make_record;  // JS thread: builds a connection event from its fields
   };
 
   // JS thread.
