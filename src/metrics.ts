@@ -5,8 +5,9 @@
 // Every label value is bounded: listener, pool and backend names come from the
 // config, everything that comes from the network (SNI, close reason text, TLS
 // version) is either not a label or folded into a fixed set.
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ConnectionRecord, ListenerCounters, LoginRecord, NativeStats } from './native.js';
+import { RecordCounter, RecordHistogram } from './record-metrics.js';
 
 export { startMetricsServer, type MetricsServer, type HealthCheck } from './metrics-server.js';
 
@@ -232,45 +233,41 @@ export function createMetrics(options: MetricsOptions): Metrics {
     }
   }
 
-  const closed = new Counter({
-    name: 'mailfront_connections_closed_total',
-    help: 'Finished connections, by listener and close reason.',
-    labelNames: ['listener', 'reason'],
-    registers: [registry],
-  });
-  const handshakeResults = new Counter({
-    name: 'mailfront_tls_handshake_results_total',
-    help: 'TLS handshakes of finished connections, by listener, result (ok, failed) and TLS version ("none" when failed).',
-    labelNames: ['listener', 'result', 'version'],
-    registers: [registry],
-  });
-  const handshakeGroups = new Counter({
-    name: 'mailfront_tls_handshake_groups_total',
-    help: 'Successful TLS handshakes of finished connections, by listener and key-exchange group (X25519MLKEM768: hybrid post-quantum).',
-    labelNames: ['listener', 'group'],
-    registers: [registry],
-  });
-  const handshakeSeconds = new Histogram({
-    name: 'mailfront_tls_handshake_duration_seconds',
-    help: 'Duration of successful TLS handshakes, by listener.',
-    labelNames: ['listener'],
-    buckets: HANDSHAKE_BUCKETS,
-    registers: [registry],
-  });
-  const connectSeconds = new Histogram({
-    name: 'mailfront_backend_connect_duration_seconds',
-    help: 'Time to connect to the backend server that was used, by pool.',
-    labelNames: ['pool'],
-    buckets: CONNECT_BUCKETS,
-    registers: [registry],
-  });
-  const connectionSeconds = new Histogram({
-    name: 'mailfront_connection_duration_seconds',
-    help: 'Lifetime of finished connections, by listener.',
-    labelNames: ['listener'],
-    buckets: DURATION_BUCKETS,
-    registers: [registry],
-  });
+  // Fed per finished connection: src/record-metrics.ts, a Map look-up per series.
+  const closed = new RecordCounter('mailfront_connections_closed_total', 'Finished connections, by listener and close reason.', ['listener', 'reason'], registry);
+  const handshakeResults = new RecordCounter(
+    'mailfront_tls_handshake_results_total',
+    'TLS handshakes of finished connections, by listener, result (ok, failed) and TLS version ("none" when failed).',
+    ['listener', 'result', 'version'],
+    registry,
+  );
+  const handshakeGroups = new RecordCounter(
+    'mailfront_tls_handshake_groups_total',
+    'Successful TLS handshakes of finished connections, by listener and key-exchange group (X25519MLKEM768: hybrid post-quantum).',
+    ['listener', 'group'],
+    registry,
+  );
+  const handshakeSeconds = new RecordHistogram(
+    'mailfront_tls_handshake_duration_seconds',
+    'Duration of successful TLS handshakes, by listener.',
+    'listener',
+    HANDSHAKE_BUCKETS,
+    registry,
+  );
+  const connectSeconds = new RecordHistogram(
+    'mailfront_backend_connect_duration_seconds',
+    'Time to connect to the backend server that was used, by pool.',
+    'pool',
+    CONNECT_BUCKETS,
+    registry,
+  );
+  const connectionSeconds = new RecordHistogram(
+    'mailfront_connection_duration_seconds',
+    'Lifetime of finished connections, by listener.',
+    'listener',
+    DURATION_BUCKETS,
+    registry,
+  );
 
   const auth = new Counter({
     name: 'mailfront_auth_total',
@@ -288,20 +285,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   function observeConnection(r: ConnectionRecord): void {
     const listener = listeners.value(r.listener);
-    closed.inc({ listener, reason: reasons.value(r.reason) });
-    connectionSeconds.observe({ listener }, r.durationMs / 1000);
+    closed.inc(listener, reasons.value(r.reason));
+    connectionSeconds.observe(listener, r.durationMs / 1000);
     // A STARTTLS client that leaves before STARTTLS never attempted a handshake.
     const attempted = r.tlsVersion !== '' || r.reason.startsWith('handshake_');
     if (attempted) {
       const ok = r.tlsVersion !== '';
       const version = ok ? (TLS_VERSIONS.has(r.tlsVersion) ? r.tlsVersion : 'other') : 'none';
-      handshakeResults.inc({ listener, result: ok ? 'ok' : 'failed', version });
+      handshakeResults.inc(listener, ok ? 'ok' : 'failed', version);
       if (ok) {
-        handshakeSeconds.observe({ listener }, r.handshakeMs / 1000);
-        handshakeGroups.inc({ listener, group: groups.value(r.group || 'none') });
+        handshakeSeconds.observe(listener, r.handshakeMs / 1000);
+        handshakeGroups.inc(listener, groups.value(r.group || 'none'));
       }
     }
-    if (r.server !== '') connectSeconds.observe({ pool: pools.value(r.pool || 'none') }, r.connectMs / 1000);
+    if (r.server !== '') connectSeconds.observe(pools.value(r.pool || 'none'), r.connectMs / 1000);
   }
 
   const certsLoaded = new Gauge({
