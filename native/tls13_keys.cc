@@ -2,7 +2,6 @@
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
-#include <openssl/err.h>
 
 #include <cstring>
 
@@ -10,9 +9,10 @@ namespace mf {
 
 namespace {
 
-// One HMAC context per digest and thread, its digest set once. The one-shot HMAC() fetched the MAC
-// and the digest by name on every call: four look-ups per hand-over, more than the hashing itself
-// (bench/PROFILE.md, issue 17 third round). Freed when the thread ends.
+// One HMAC template per digest and thread, its digest set once (and a zero byte for its key, so
+// that it can be copied). The one-shot HMAC() fetched the MAC and the digest by name on every call:
+// four look-ups per hand-over, more than the hashing itself (bench/PROFILE.md, issue 17 third
+// round). Freed when the thread ends.
 struct HmacContexts {
   EVP_MAC_CTX* sha256 = nullptr;
   EVP_MAC_CTX* sha384 = nullptr;
@@ -25,10 +25,11 @@ struct HmacContexts {
 EVP_MAC_CTX* new_hmac(const char* digest) {
   static EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
   if (!hmac) return nullptr;
+  static const uint8_t zero = 0;
   EVP_MAC_CTX* c = EVP_MAC_CTX_new(hmac);
   OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>(digest), 0),
                          OSSL_PARAM_construct_end()};
-  if (c && EVP_MAC_CTX_set_params(c, params) != 1) {
+  if (c && EVP_MAC_init(c, &zero, 1, params) != 1) {
     EVP_MAC_CTX_free(c);
     c = nullptr;
   }
@@ -41,18 +42,17 @@ EVP_MAC_CTX* hmac_of(Tls13Suite s) {
   return t.sha256 ? t.sha256 : (t.sha256 = new_hmac("SHA256"));
 }
 
-// Labels expanded from one secret, in a row: the context is keyed once (the inner and outer
-// pads hashed once), then re-initialised from that key per label. Once done it is re-keyed with
-// a zero byte, so no traffic secret stays behind in a context that outlives the connection.
+// Labels expanded from one secret, in a row, on a copy of the template: keyed once (the inner
+// and outer pads hashed once), then re-initialised from that key per label. The copy is freed
+// (and cleansed) at the end, so no traffic secret stays behind in a context that outlives it.
 class Expander {
  public:
-  Expander(Tls13Suite s, const uint8_t* secret) : c_(hmac_of(s)), hash_len_(tls13_secret_len(s)) {
+  Expander(Tls13Suite s, const uint8_t* secret) : hash_len_(tls13_secret_len(s)) {
+    EVP_MAC_CTX* t = hmac_of(s);
+    c_ = t ? EVP_MAC_CTX_dup(t) : nullptr;
     keyed_ = c_ && EVP_MAC_init(c_, secret, hash_len_, nullptr) == 1;
   }
-  ~Expander() {
-    static const uint8_t zero = 0;
-    if (c_ && !EVP_MAC_init(c_, &zero, 1, nullptr)) ERR_clear_error();
-  }
+  ~Expander() { EVP_MAC_CTX_free(c_); }
   Expander(const Expander&) = delete;
   Expander& operator=(const Expander&) = delete;
 
@@ -83,7 +83,7 @@ class Expander {
   }
 
  private:
-  EVP_MAC_CTX* c_;
+  EVP_MAC_CTX* c_ = nullptr;
   size_t hash_len_;
   bool keyed_ = false;
   bool first_ = true;
