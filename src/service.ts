@@ -172,7 +172,6 @@ export class Service {
     this.metrics.setStatsSource(() => proxy.stats());
     this.#publishCertificates(gen.certs);
     this.metrics.reloaded('ok');
-    setTimeout(collectGarbage, 100).unref(); // what the load left, as after a reload
     if (gen.config.metrics) {
       this.metrics.collectProcessMetrics();
       this.#metricsServer = await startMetricsServer(gen.config.metrics.listen, this.metrics.registry, () => ({
