@@ -25,6 +25,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Proxy", proxy_class(env));
   export_library_queries(env, exports);
   exports.Set("checkCertificates", Napi::Function::New(env, CheckCertificates));
+  exports.Set("lineageFiles", Napi::Function::New(env, LineageFiles));
   exports.Set("sdNotify", Napi::Function::New(env, sd_notify));
   export_rules(env, exports);
   exports.Set("closeReasons", close_reason_table(env));

@@ -5,6 +5,10 @@
 
 #include <openssl/crypto.h>
 
+#include <algorithm>
+
+#include "pem_files.h"
+
 namespace mf {
 
 namespace {
@@ -107,6 +111,28 @@ Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
     }
     out.Set(i, o);
   }
+  return out;
+}
+
+Napi::Value LineageFiles(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (!info[0].IsString() || !info[1].IsArray()) {
+    Napi::TypeError::New(env, "lineageFiles(live, names[])").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array list = info[1].As<Napi::Array>();
+  std::vector<std::string> names(list.Length());
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsString()) {
+      Napi::TypeError::New(env, "lineageFiles: names[" + std::to_string(i) + "] is not a string").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    names[i] = v.As<Napi::String>().Utf8Value();
+  }
+  std::vector<int> bits = lineage_files(info[0].As<Napi::String>().Utf8Value(), names);
+  Napi::Int32Array out = Napi::Int32Array::New(env, bits.size());
+  std::copy(bits.begin(), bits.end(), out.Data());
   return out;
 }
 

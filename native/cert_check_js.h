@@ -9,6 +9,9 @@ namespace mf {
 // JS: checkCertificates([{certs: string[], keys: string[]}]) -> results (src/native.ts CertCheck).
 Napi::Value CheckCertificates(const Napi::CallbackInfo& info);
 
+// JS: lineageFiles(live, names[]) -> Int32Array (pem_files.h lineage_files).
+Napi::Value LineageFiles(const Napi::CallbackInfo& info);
+
 // The pair behind a handle checkCertificates returned, or null when <v> is not one.
 CheckedPairPtr checked_pair_of(Napi::Env env, Napi::Value v);
 

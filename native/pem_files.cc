@@ -1,11 +1,15 @@
 #include "pem_files.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <openssl/crypto.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstring>
 
 #include "util.h"
 
@@ -51,7 +55,40 @@ bool read_whole(const std::string& path, bool holds_key, FileText& out) {
   return true;
 }
 
+// The bits of lineage_files for one directory, or -1.
+int lineage_bits(int live_fd, const std::string& name) {
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) return -1;
+  Fd dir(::openat(live_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NONBLOCK));
+  if (!dir) return -1;
+  alignas(8) char buf[4096];
+  int bits = 0;
+  while (bits != 3) {
+    long n = syscall(SYS_getdents64, dir.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return -1;
+    if (n == 0) break;
+    for (long at = 0; at < n;) {
+      const auto* d = reinterpret_cast<const struct dirent64*>(buf + at);
+      if (std::strcmp(d->d_name, "fullchain.pem") == 0) bits |= 1;
+      else if (std::strcmp(d->d_name, "privkey.pem") == 0) bits |= 2;
+      at += d->d_reclen;
+    }
+  }
+  return bits;
+}
+
 }  // namespace
+
+std::vector<int> lineage_files(const std::string& live, const std::vector<std::string>& names) {
+  std::vector<int> out(names.size(), -1);
+  Fd live_fd(::open(live.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!live_fd) return out;
+  std::atomic<size_t> next{0};
+  run_in_background(names.size(), [&] {
+    for (size_t i; (i = next.fetch_add(1)) < names.size();) out[i] = lineage_bits(live_fd.get(), names[i]);
+  });
+  return out;
+}
 
 bool is_key_label(std::string_view l) {
   return l == "PRIVATE KEY" || l == "RSA PRIVATE KEY" || l == "EC PRIVATE KEY" || l == "ENCRYPTED PRIVATE KEY";

@@ -25,4 +25,10 @@ bool is_key_label(std::string_view label);
 // (see above). Key text read here is wiped before returning, whatever the outcome.
 bool read_pair_files(const PairFiles& files, PairInput& out);
 
+// Let's Encrypt discovery (src/certs/sources.ts): which of fullchain.pem (bit 1) and privkey.pem
+// (bit 2) each <live>/<name> directory lists, read as readdir would (open the directory, read its
+// entries, stopping once both are seen); -1 when the directory cannot be listed, for the control
+// plane to list again and word (or skip, for a file in live/). Spread over the check threads.
+std::vector<int> lineage_files(const std::string& live, const std::vector<std::string>& names);
+
 }  // namespace mf

@@ -332,6 +332,12 @@ interface AddonModule {
    * then kept for the next load.
    */
   checkCertificates(pairs: ({ certs: (string | Buffer)[]; keys: (string | Buffer)[] } | CertFiles)[], append?: boolean): CertCheck[];
+  /**
+   * Let's Encrypt discovery: for each `<live>/<name>` directory, which of fullchain.pem (1) and
+   * privkey.pem (2) it lists, read on the addon's threads; -1 when it cannot be listed (the
+   * caller lists it again with readdir for the error, or to skip a file).
+   */
+  lineageFiles(live: string, names: string[]): Int32Array;
   /** sd_notify(3): send "READY=1" etc. to $NOTIFY_SOCKET; false when there is none. */
   sdNotify(state: string): boolean;
   /** The PEM block rule (native/pem_files.h): "-----BEGIN X-----" (line end) to the first "-----END X-----", as byte offsets; key: a private key's label. */

@@ -5,6 +5,7 @@ import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { CertProblem, CertSources } from './types.js';
 import { describeFsError } from './fs-errors.js';
+import { loadAddon } from '../native.js';
 
 export interface Candidate {
   source: 'letsencrypt' | 'pemdir' | 'pair';
@@ -26,6 +27,8 @@ export async function discover(sources: CertSources, problems: CertProblem[]): P
   for (const dir of sources.pemDirs) out.push(...(await pemDir(dir, problems)));
   for (const p of sources.pairs) out.push({ source: 'pair', certPath: p.cert, keyPath: p.key, combined: p.cert === p.key });
   // Same files named twice (e.g. a pair that points into a Let's Encrypt tree that is also listed): once.
+  // One directory alone cannot name a file twice (its entries differ).
+  if (sources.letsencrypt.length + sources.pemDirs.length + sources.pairs.length <= 1) return out.sort(byCertPath);
   const seen = new Set<string>();
   const unique = out.filter((c) => {
     const k = `${path.resolve(c.certPath)}\0${path.resolve(c.keyPath)}`;
@@ -33,8 +36,10 @@ export async function discover(sources: CertSources, problems: CertProblem[]): P
     seen.add(k);
     return true;
   });
-  return unique.sort((a, b) => (a.certPath < b.certPath ? -1 : a.certPath > b.certPath ? 1 : 0));
+  return unique.sort(byCertPath);
 }
+
+const byCertPath = (a: Candidate, b: Candidate): number => (a.certPath < b.certPath ? -1 : a.certPath > b.certPath ? 1 : 0);
 
 /** `<dir>/live/<lineage>/{fullchain,privkey}.pem`; `dir` may also be the live/ directory itself. */
 async function letsEncrypt(dir: string, problems: CertProblem[]): Promise<Candidate[]> {
@@ -48,33 +53,33 @@ async function letsEncrypt(dir: string, problems: CertProblem[]): Promise<Candid
   }
   const out: Candidate[] = [];
   const names = entries.map((e) => e.name).sort();
-  // Lineage directories listed synchronously: a readdir of a small directory costs less than
-  // the promise round trip through libuv's pool (10,000 lineages: ~0.2 s instead of ~0.6 s).
-  const listed = names.map((name) => {
-    try {
-      return { files: readdirSync(path.join(live, name)), err: undefined as unknown };
-    } catch (err) {
-      return { files: undefined, err };
-    }
-  });
+  // Every lineage directory is listed by the addon on its threads (no JS array per directory);
+  // one it cannot list is listed again here, so that the error (or the skip of a file) is readdir's.
+  const bits = loadAddon().lineageFiles(live, names);
   for (const [i, name] of names.entries()) {
     const lineage = path.join(live, name);
-    const { files, err } = listed[i]!;
-    if (!files) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ENOTDIR') continue; // README and other files in live/
-      problems.push({ level: 'error', path: lineage, message: describeFsError(err, lineage, 'lineage directory') });
-      continue;
+    let has = bits[i]!;
+    if (has < 0) {
+      try {
+        const files = readdirSync(lineage);
+        has = (files.includes('fullchain.pem') ? 1 : 0) | (files.includes('privkey.pem') ? 2 : 0);
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOTDIR') continue; // README and other files in live/
+        problems.push({ level: 'error', path: lineage, message: describeFsError(err, lineage, 'lineage directory') });
+        continue;
+      }
     }
-    const missing = ['fullchain.pem', 'privkey.pem'].filter((f) => !files.includes(f));
+    const missing = (['fullchain.pem', 'privkey.pem'] as const).filter((_, bit) => (has & (1 << bit)) === 0);
     if (missing.length > 0) {
       problems.push({ level: 'error', path: lineage, message: `lineage ${name} has no ${missing.join(' and no ')}: skipped` });
       continue;
     }
     out.push({
       source: 'letsencrypt',
-      certPath: path.join(lineage, 'fullchain.pem'),
-      keyPath: path.join(lineage, 'privkey.pem'),
+      // path.join's result: <lineage> is normalized and has no trailing slash (a name is never "" or "..").
+      certPath: `${lineage}/fullchain.pem`,
+      keyPath: `${lineage}/privkey.pem`,
       combined: false,
     });
   }

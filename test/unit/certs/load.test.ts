@@ -1,5 +1,5 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { mkdtempSync, rmSync, mkdirSync, readFileSync, writeFileSync, copyFileSync, chmodSync } from 'node:fs';
+import { mkdtempSync, rmSync, mkdirSync, readFileSync, readdirSync, writeFileSync, copyFileSync, chmodSync, symlinkSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import os from 'node:os';
 import path from 'node:path';
@@ -154,6 +154,30 @@ describe('loadCertificates: a mixed tree', () => {
     expect(p).toMatchObject({ level: 'error' });
     expect(p!.message).toContain('privkey.pem');
     expect(store.problems.some((x) => x.path.endsWith('README'))).toBe(false);
+  });
+
+  it('lists lineages on the addon threads as readdir does, and leaves what it cannot list to readdir', () => {
+    const live = path.join(tmp, 'lineage-listing');
+    mkdirSync(path.join(live, 'both'), { recursive: true });
+    for (const f of ['cert.pem', 'fullchain.pem', 'privkey.pem', 'README']) writeFileSync(path.join(live, 'both', f), '');
+    mkdirSync(path.join(live, 'no-key'));
+    writeFileSync(path.join(live, 'no-key', 'fullchain.pem'), '');
+    mkdirSync(path.join(live, 'key-only'));
+    symlinkSync('../../missing/privkey1.pem', path.join(live, 'key-only', 'privkey.pem')); // listed, even dangling
+    mkdirSync(path.join(live, 'empty'));
+    symlinkSync('both', path.join(live, 'linked'));
+    writeFileSync(path.join(live, 'README'), '');
+    const names = ['both', 'no-key', 'key-only', 'empty', 'linked', 'README', 'gone', '..', 'both/..', ''];
+    expect([...loadAddon().lineageFiles(live, names)]).toEqual([3, 1, 2, 0, 3, -1, -1, -1, -1, -1]);
+    // The same answers as readdir, for every name it can list.
+    for (const name of names.slice(0, 5)) {
+      const files = readdirSync(path.join(live, name));
+      expect(loadAddon().lineageFiles(live, [name])[0]).toBe((files.includes('fullchain.pem') ? 1 : 0) | (files.includes('privkey.pem') ? 2 : 0));
+    }
+    // Enough names for the addon's threads (run_in_background: 256 and more).
+    const many = Array.from({ length: 600 }, (_, i) => (i % 3 === 0 ? 'both' : i % 3 === 1 ? 'no-key' : 'gone'));
+    expect([...loadAddon().lineageFiles(live, many)]).toEqual(many.map((n) => (n === 'both' ? 3 : n === 'no-key' ? 1 : -1)));
+    expect([...loadAddon().lineageFiles(path.join(tmp, 'no-such-live'), ['both'])]).toEqual([-1]);
   });
 
   it('serves an expired certificate only when nothing valid covers its names, with a warning', () => {
