@@ -44,11 +44,16 @@ bool read_whole(const std::string& path, bool holds_key, FileText& out) {
       if (out.bytes.size() > size_t(kMaxBytes)) return false;  // grew while read: read.ts's case
       out.bytes.resize(out.bytes.size() * 2);
     }
-    ssize_t n = ::read(fd.get(), out.bytes.data() + got, out.bytes.size() - got);
+    size_t want = out.bytes.size() - got;
+    ssize_t n = ::read(fd.get(), out.bytes.data() + got, want);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return false;
     if (n == 0) break;
     got += size_t(n);
+    // All of fstat's size and not the byte more the buffer has room for: the end, without a
+    // second read to hear so (20,000 syscalls for 10,000 pairs). A file that grew fills the
+    // buffer and is read on; a short read before that size (FUSE, /proc) is read on too.
+    if (size_t(n) < want && got == size_t(st.st_size)) break;
   }
   out.bytes.resize(got);
   if (holds_key && (st.st_mode & S_IROTH) && out.bytes.find("PRIVATE KEY-----") != std::string::npos) return false;
