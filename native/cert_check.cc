@@ -326,7 +326,7 @@ std::string digest_of(const PairInput& in) {
 // The previous call's passed pairs by digest: a reload of thousands of unchanged files parses
 // nothing again. Holds only what the newest call returned.
 std::mutex previous_mu;
-std::unordered_map<std::string, CheckResult> previous;
+std::unordered_map<std::string, CheckResultPtr> previous;
 
 unsigned usable_cpus() {
   cpu_set_t set;
@@ -351,10 +351,15 @@ void run_in_background(size_t items, const std::function<void()>& work) {
   for (auto& t : threads) t.join();
 }
 
-std::vector<CheckResult> check_pairs(std::vector<PairInput>& in, bool append) {
-  std::vector<CheckResult> out(in.size());
+std::vector<CheckResultPtr> check_pairs(std::vector<PairInput>& in, bool append) {
+  static const CheckResultPtr unread = [] {
+    auto r = std::make_shared<CheckResult>();
+    r->unread = true;
+    return r;
+  }();
+  std::vector<CheckResultPtr> out(in.size());
   std::vector<std::string> digests(in.size());
-  std::unordered_map<std::string, CheckResult> before;
+  std::unordered_map<std::string, CheckResultPtr> before;
   {
     std::lock_guard<std::mutex> lock(previous_mu);
     before.swap(previous);
@@ -362,18 +367,21 @@ std::vector<CheckResult> check_pairs(std::vector<PairInput>& in, bool append) {
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < in.size();) {
-      if (in[i].files && !read_pair_files(*in[i].files, in[i])) { out[i].unread = true; continue; }
+      if (in[i].files && !read_pair_files(*in[i].files, in[i])) { out[i] = unread; continue; }
       digests[i] = digest_of(in[i]);
       auto hit = digests[i].empty() ? before.end() : before.find(digests[i]);
       if (hit != before.end()) { out[i] = hit->second; continue; }
-      out[i] = check_one(in[i]);
-      if (out[i].pair) const_cast<CheckedPair&>(*out[i].pair).digest = digests[i];
+      auto r = std::make_shared<CheckResult>(check_one(in[i]));
+      if (r->pair) const_cast<CheckedPair&>(*r->pair).digest = digests[i];
+      out[i] = std::move(r);
     }
   };
   run_in_background(in.size(), work);
-  std::unordered_map<std::string, CheckResult> keep;
+  // Shared, not copied: this runs on the JS thread after the others, 10,000 results at a load.
+  std::unordered_map<std::string, CheckResultPtr> keep;
+  keep.reserve(in.size());
   for (size_t i = 0; i < in.size(); i++)
-    if (out[i].pair && !digests[i].empty()) keep.emplace(digests[i], out[i]);
+    if (out[i]->pair && !digests[i].empty()) keep.emplace(std::move(digests[i]), out[i]);
   if (append) keep.merge(before);
   {
     std::lock_guard<std::mutex> lock(previous_mu);

@@ -75,11 +75,11 @@ Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
       return env.Undefined();
     }
   }
-  std::vector<CheckResult> results = check_pairs(in, info[1].ToBoolean().Value());
+  std::vector<CheckResultPtr> results = check_pairs(in, info[1].ToBoolean().Value());
   in.clear();  // the key text is wiped now, before the results are built
   Napi::Array out = Napi::Array::New(env, results.size());
   for (uint32_t i = 0; i < results.size(); i++) {
-    const CheckResult& r = results[i];
+    const CheckResult& r = *results[i];
     Napi::Object o = Napi::Object::New(env);
     if (r.unread) {
       o.Set("unread", true);
