@@ -49,6 +49,8 @@ class Worker {
   int64_t now = 0;
   // Last loop iteration (any thread reads it): a wedged worker shows as an old heartbeat.
   std::atomic<int64_t> heartbeat_ms{0};
+  // The thread's id, once it runs (Engine::start waits for it).
+  std::atomic<pid_t> tid{0};
 
   void watch(int fd, Conn* c, bool backend_side);
   void unwatch(int fd);

@@ -1,15 +1,19 @@
 #include <sys/epoll.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
+#include <thread>
 
 #include "admission.h"
 #include "cert_check.h"
 #include "client_net.h"
 #include "conn.h"
 #include "engine.h"
+#include "thread_priority.h"
 #include "tickets.h"
 
 namespace mf {
@@ -193,6 +197,7 @@ void Worker::close_all() {
 }
 
 void Worker::run() {
+  tid.store(pid_t(syscall(SYS_gettid)), std::memory_order_release);
   now = now_ms();
   wheel.start(now);
   if (engine.accepting.load()) resume_listeners();
@@ -254,6 +259,12 @@ void Engine::start(std::vector<ListenSocket> socks) {
   listener_count = snapshot()->listeners.size();
   for (int i = 0; i < worker_count_; i++) workers.push_back(std::make_unique<Worker>(*this, i, listener_count));
   for (auto& w : workers) w->start();
+  std::vector<pid_t> tids;
+  for (auto& w : workers) {
+    while (!w->tid.load(std::memory_order_acquire)) std::this_thread::yield();
+    tids.push_back(w->tid.load());
+  }
+  yield_to_workers(tids);
   started_ = true;
   running_data_planes.fetch_add(1);  // the certificate threads now yield to these workers
 }
