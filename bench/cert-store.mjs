@@ -383,7 +383,7 @@ export function section(res, command) {
   if (load?.length) {
     const col = (k) => load.map((r) => r[k]);
     out.push('| step | ms |', '| --- | --- |');
-    out.push(`| discovery (readdir live/ and every lineage) | ${cell(col('discoverMs'))} |`);
+    out.push(`| discovery (live/ read, every lineage listed on the addon's threads) | ${cell(col('discoverMs'))} |`);
     out.push(`| read + check + index (read, the addon's parse and check of each pair, SAN index) | ${cell(col('parseMs'))} |`);
     out.push(`| native apply (${fmt(load[0].contexts)} contexts: the default built, the others proved; each SSL_CTX is built on its first handshake) | ${cell(col('applyMs'))} |`);
     out.push(`| **total load** (target < 3,000) | **${cell(col('totalMs'))}** |`);
