@@ -17,9 +17,11 @@ store=$work/store-10000
 port=24601 backend_port=24602
 echo -10 >/proc/self/autogroup 2>/dev/null || true
 run() { taskset -c "$1" nice -n -10 "${@:2}"; }
+# In the background, as its own process (taskset and nice exec it): $! is what the trap kills.
 pids=()
+background() { local log=$1; shift; taskset -c "$1" nice -n -10 "${@:2}" >"$log" 2>&1 & pids+=($!); }
 trap 'kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true' EXIT
-run 1 "$work/bin/backend" --port $backend_port --max-seconds 900 >/dev/null 2>&1 & pids+=($!)
+background /dev/null 1 "$work/bin/backend" --port $backend_port --max-seconds 900
 case $peer in
   haproxy)
     pems=$work/haproxy-pems-10000 cfg=$work/conf/gap-probe-haproxy.cfg
@@ -32,10 +34,10 @@ case $peer in
     printf '%s\n' global '  nbthread 1' '  maxconn 9800' defaults '  mode tcp' '  timeout connect 5s' \
       '  timeout client 30m' '  timeout server 30m' frontend\ fe "  bind 127.0.0.1:$port ssl crt $PWD/$pems/" \
       '  default_backend be' backend\ be "  server s1 127.0.0.1:$backend_port" >"$cfg"
-    run 0 "${PEERS_DIR:-../shared/peers}/haproxy-3.4-awslc" -db -f "$cfg" >"$work/logs/gap-probe-haproxy.log" 2>&1 & pids+=($!) ;;
+    background "$work/logs/gap-probe-haproxy.log" 0 "${PEERS_DIR:-../shared/peers}/haproxy-3.4-awslc" -db -f "$cfg" ;;
   mailfront)
     node24=$(bash scripts/node-runtime.sh 24 | tail -1)/bin/node
-    run 0 "$node24" dist/cli.js run --config "$store/mailfront-info.yaml" >"$work/logs/gap-probe-mailfront.log" 2>&1 & pids+=($!) ;;
+    background "$work/logs/gap-probe-mailfront.log" 0 "$node24" dist/cli.js run --config "$store/mailfront-info.yaml" ;;
   *) echo "gap-probe.sh: mailfront or haproxy, not $peer" >&2; exit 2 ;;
 esac
 for _ in $(seq 1 240); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.5; done
