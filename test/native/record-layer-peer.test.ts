@@ -5,11 +5,12 @@
 // user_canceled alert. Where OpenSSL has a rule, mailfront's record layer and
 // OpenSSL's (tls.recordLayer openssl) are run side by side.
 import { spawn } from 'node:child_process';
-import { createCipheriv, createHmac } from 'node:crypto';
+import { createCipheriv } from 'node:crypto';
 import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { expandLabel as expandHkdfLabel } from '../helpers/hkdf-label.js';
 import { buildSnapshot, fakeBackend, makePki, startProxy, waitFor, within, wrapTls } from './harness.js';
 import type { FakeBackend, Pki, TlsClient } from './harness.js';
 
@@ -24,12 +25,7 @@ afterAll(async () => {
   pki?.cleanup();
 });
 
-/** HKDF-Expand-Label(secret, label, "", len) with SHA-256, one block (RFC 8446 7.1). */
-function expandLabel(secret: Buffer, label: string, len: number): Buffer {
-  const full = Buffer.from(`tls13 ${label}`);
-  const info = Buffer.concat([Buffer.from([len >> 8, len & 0xff, full.length]), full, Buffer.from([0, 1])]);
-  return createHmac('sha256', secret).update(info).digest().subarray(0, len);
-}
+const expandLabel = (secret: Buffer, label: string, len: number) => expandHkdfLabel('sha256', secret, label, len);
 
 /** The client's side of TLS_AES_128_GCM_SHA256 from its CLIENT_TRAFFIC_SECRET_0, sequence 0 on. */
 class ClientSealer {

@@ -2,17 +2,12 @@
 // key and IV of a secret (RFC 8446 7.3) and the next secret of a KeyUpdate (7.2), against
 // RFC 8448's trace and against HKDF-Expand-Label written out with Node's HMAC. Several
 // derivations in a row and across suites: the HMAC contexts are kept per thread.
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { expandLabel } from '../helpers/hkdf-label.js';
 import { loadTestingAddon } from '../helpers/testing-addon.js';
 
 const addon = loadTestingAddon();
-
-function expandLabel(hash: string, secret: Buffer, label: string, length: number): Buffer {
-  const l = Buffer.from(`tls13 ${label}`);
-  const info = Buffer.concat([Buffer.from([length >> 8, length & 0xff, l.length]), l, Buffer.from([0, 1])]);
-  return createHmac(hash, secret).update(info).digest().subarray(0, length);
-}
 
 const suites = [
   { id: 0x1301, name: 'TLS_AES_128_GCM_SHA256', hash: 'sha256', secretLen: 32, keyLen: 16 },
