@@ -6,7 +6,7 @@
 //
 //   node bench/run.mjs [--quick] [--peers mailfront,haproxy,...] [--scenarios full,resumed,...] [--reps N] [--seconds S]
 //                      [--max-reps N] [--spread-target PCT] [--ciphersuites LIST] [--port-offset N]
-//   node bench/run.mjs --scenarios store      (10,000 certificates: bench/cert-store.mjs)
+//   node bench/run.mjs --scenarios store      (10,000 certificates on Node 24, then Node 20: bench/cert-store.mjs)
 //   node bench/run.mjs --scenarios workers2   (workers: 2 against workers: 1 on two cores)
 //   BENCH_QUICK=1 npm run bench               (smoke run, a few minutes)
 //
@@ -18,7 +18,7 @@ import path from 'node:path';
 import { BACKEND_ECHO, BACKEND_SINK, BENCH, BIN, P, QUICK, ROOT, SCEN, WORK, args, command, log, nowUtc } from './lib/config.mjs';
 import { profile, straceCount } from './lib/diagnose.mjs';
 import { loadSummary, startLoadSampling } from './lib/machine-load.mjs';
-import { node24 } from './lib/node24.mjs';
+import { node24, node24Bin } from './lib/node24.mjs';
 import { buildId, builds, checkPeers, defaultPeers, startPeer } from './lib/peers.mjs';
 import { ensurePki } from './lib/pki.mjs';
 import { assertPortFree, installExitHandlers, start, stop, stopAll, waitPort } from './lib/procs.mjs';
@@ -149,13 +149,27 @@ async function main() {
     fs.writeFileSync(path.join(WORK, 'results-fleet.json'), JSON.stringify(fleet, null, 1));
     own(SECTION_FLEET, fleetSection(fleet, command(), nowUtc()) + (fleetErrors.length ? `\n### Fleet errors\n\n${fleetErrors.map((e) => `- ${e}`).join('\n')}\n` : ''));
   }
+  let storeRows;
   if (SCEN.has('store')) {
-    // bench/cert-store.mjs: its own processes and section writer.
-    const { runStore, section, writeSection } = await import('./cert-store.mjs');
-    const md = section(await runStore({ reps: P.ownReps, reloads: QUICK ? 1 : 3 }), command());
-    if (onlyOwn) writeSection(args.out, md);
-    sections.push(md);
-    console.log(md);
+    // bench/cert-store.mjs: its own processes and section writer. The recommended runtime (Node 24)
+    // takes every target; Node 20's load is measured beside it.
+    const { runStore, section, targetRows, writeSection } = await import('./cert-store.mjs');
+    const runs = [];
+    try {
+      if (node24()) runs.push(await runStore({ reps: P.ownReps, reloads: QUICK ? 3 : 20, node: node24Bin() }));
+      runs.push(await runStore({ reps: P.ownReps, reloads: QUICK ? 3 : 20, phases: runs.length ? ['load', 'check', 'start'] : undefined }));
+    } catch (e) {
+      errors.push(`store: ${e.message}`);
+      log(`ERROR store: ${e.message}`);
+    }
+    if (runs.length) {
+      storeRows = targetRows(runs[0], runs[1]);
+      for (const [t, v, , ok] of storeRows) log(`${t}: ${v}: ${ok.replaceAll('*', '')}`);
+      const md = section(runs, command());
+      if (onlyOwn) writeSection(args.out, md);
+      sections.push(md);
+      console.log(md);
+    }
   }
   if (onlyOwn) {
     log(`done in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
@@ -172,7 +186,7 @@ async function main() {
     builds: [...new Set([...builds].map((b) => b.split('|')[0]))].length > 1 ? [...builds].map((b) => b.split('|')[1]) : [],
   };
   fs.writeFileSync(path.join(WORK, 'results.json'), JSON.stringify({ P, args, results, idle, reload, workers2, meta }, null, 1));
-  const md = [report({ names: PEERS, cpuScenarios: CPU_SCENARIOS, results, idle, reload, workers2, meta }), ...sections].join('\n');
+  const md = [report({ names: PEERS, cpuScenarios: CPU_SCENARIOS, results, idle, reload, workers2, storeRows, meta }), ...sections].join('\n');
   fs.writeFileSync(args.out, md);
   console.log(md);
   log(`wrote ${args.out} in ${meta.minutes.toFixed(1)} min`);
