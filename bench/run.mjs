@@ -24,6 +24,7 @@ import { ensurePki } from './lib/pki.mjs';
 import { assertPortFree, installExitHandlers, start, stop, stopAll, waitPort } from './lib/procs.mjs';
 import { replaceSection, report, wideRatios } from './lib/report.mjs';
 import { fmt } from './lib/stats.mjs';
+import { mergeSlices, rotate, SLICED } from './lib/slices.mjs';
 import { SECTION_FLEET, fleetBench, fleetSection } from './scenarios/fleet.mjs';
 import { CLASSICAL, HYBRID } from './scenarios/full-hybrid.mjs';
 import idleMemory from './scenarios/idle.mjs';
@@ -56,7 +57,11 @@ const describe = (s, r) => (s === 'rtt' ? `p50 ${fmt(r.value, 1)} µs p99 ${fmt(
     `${CLASSICAL} ${fmt(r.classical)} per CPU-s (${fmt(r.classicalUsPerHs)} µs/hs, raw ${fmt(r.classicalRaw)}/s); ratio ${fmt(r.ratio, 2)}, +${fmt(r.extraUs)} µs`
   : `${fmt(r.value)} per CPU-s (raw ${fmt(r.raw)}/s, cpu ${r.cpu.toFixed(2)} s${r.cipher ? `, ${r.cipher}` : ''})`);
 
-/** Every repetition: each peer (order rotated) started fresh, every scenario; results[peer][scenario] = runs with .rep. */
+/**
+ * Every repetition: every peer started fresh (order rotated), then each scenario in turn; a sliced
+ * scenario (lib/slices.mjs) runs every peer for P.slices short slices in rotation, the others one
+ * run per peer. results[peer][scenario] = runs with .rep.
+ */
 async function repetitions(results, errors) {
   for (let rep = 0; rep < P.maxReps && CPU_SCENARIOS.length; rep++) {
     if (rep >= P.reps) {
@@ -64,23 +69,42 @@ async function repetitions(results, errors) {
       if (!wide.length) break;
       log(`repetition ${rep + 1} (of at most ${P.maxReps}): wider than ±${fmt(P.spreadTarget * 100, 1)}%: ${wide.join(', ')}`);
     }
-    const order = PEERS.map((_, i) => PEERS[(i + rep) % PEERS.length]);
-    for (const name of order) {
-      let peer;
-      try {
-        peer = await startPeer(name);
-        for (const s of CPU_SCENARIOS) {
-          if (!applies(s, name)) continue;
-          const r = { ...(await perRep[s](peer)), rep };
+    const started = [];
+    try {
+      for (const name of rotate(PEERS, rep)) {
+        try {
+          started.push(await startPeer(name));
+        } catch (e) {
+          errors.push(`rep ${rep + 1} ${name}: ${e.message}`);
+          log(`ERROR ${name}: ${e.message}`);
+        }
+      }
+      for (const s of CPU_SCENARIOS) {
+        const slices = SLICED.has(s) ? P.slices : 1;
+        const runs = new Map();
+        for (let k = 0; k < slices; k++) {
+          for (const peer of rotate(started, k + rep)) {
+            if (!applies(s, peer.name) || runs.get(peer.name) === null) continue;
+            try {
+              const seconds = SLICED.has(s) ? P.hsSeconds / slices : undefined;
+              if (!runs.has(peer.name)) runs.set(peer.name, []);
+              runs.get(peer.name).push(await perRep[s](peer, undefined, seconds));
+            } catch (e) {
+              runs.set(peer.name, null); // its figure would mix fewer slices: none for this repetition
+              errors.push(`rep ${rep + 1} ${peer.name} ${s}: ${e.message}`);
+              log(`ERROR ${peer.name} ${s}: ${e.message}`);
+            }
+          }
+        }
+        for (const [name, list] of runs) {
+          if (!list) continue;
+          const r = { ...mergeSlices(list), rep };
           ((results[name] ??= {})[s] ??= []).push(r);
           log(`rep ${rep + 1}/${rep < P.reps ? P.reps : P.maxReps} ${name.padEnd(17)} ${s.padEnd(7)} ${describe(s, r)}${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
         }
-      } catch (e) {
-        errors.push(`rep ${rep + 1} ${name}: ${e.message}`);
-        log(`ERROR ${name}: ${e.message}`);
-      } finally {
-        if (peer) await stop(peer.child);
       }
+    } finally {
+      for (const peer of started) await stop(peer.child);
     }
   }
 }

@@ -31,7 +31,8 @@ export const { values: args } = parseArgs({
     // The TLS 1.3 suites every load generator offers (one suite: every peer ends on the same one).
     ciphersuites: { type: 'string', default: process.env.BENCH_CIPHERSUITES ?? 'TLS_AES_256_GCM_SHA384' },
     reps: { type: 'string', default: process.env.BENCH_REPS },
-    seconds: { type: 'string', default: process.env.BENCH_SECONDS }, // length of each full/resumed/reuse/bulk run
+    seconds: { type: 'string', default: process.env.BENCH_SECONDS }, // each peer's full/resumed/reuse/bulk time per repetition
+    slices: { type: 'string', default: process.env.BENCH_SLICES }, // ... in this many slices, peers in rotation (lib/slices.mjs)
     // After --reps, more repetitions (up to --max-reps) while a full/resumed/bulk ratio's ± is above --spread-target %.
     'max-reps': { type: 'string', default: process.env.BENCH_MAX_REPS },
     'spread-target': { type: 'string', default: process.env.BENCH_SPREAD_TARGET ?? '5' },
@@ -67,6 +68,7 @@ export const P = {
   maxReps: Number(args['max-reps'] ?? args.reps ?? (QUICK ? 1 : 8)),
   spreadTarget: Number(args['spread-target']) / 100,
   hsSeconds: seconds,
+  slices: Number(args.slices ?? (QUICK ? 2 : 4)),
   bulkSeconds: seconds,
   rttCount: QUICK ? 1000 : 3000,
   idleConns: (args.idle ?? (QUICK ? '1000' : '5000')).split(',').map(Number),
@@ -76,8 +78,9 @@ export const P = {
   // Fleet and certificate store have their own sections and are not ratios of peers: 3 repetitions.
   ownReps: Number(args.reps ?? (QUICK ? 1 : 3)),
 };
-if (!(P.reps >= 1 && P.hsSeconds > 0 && P.maxReps >= 1 && P.spreadTarget > 0))
-  throw new Error(`--reps ${args.reps} / --seconds ${args.seconds} / --max-reps ${args['max-reps']} / --spread-target ${args['spread-target']}: a positive number is needed`);
+if (!(P.reps >= 1 && P.hsSeconds > 0 && P.maxReps >= 1 && P.spreadTarget > 0 && Number.isInteger(P.slices) && P.slices >= 1))
+  throw new Error(`--reps ${args.reps} / --seconds ${args.seconds} / --max-reps ${args['max-reps']} / --spread-target ${args['spread-target']} / --slices ${args.slices}: a positive number is needed`);
+if (P.hsSeconds / P.slices < 0.5) throw new Error(`--seconds ${P.hsSeconds} in --slices ${P.slices}: slices under 0.5 s measure loadgen's start more than the proxy`);
 P.maxReps = Math.max(P.maxReps, P.reps);
 
 // Ports: backend echo / discard; each peer listens on base (echo) and base+1 (discard).

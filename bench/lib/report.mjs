@@ -162,7 +162,8 @@ export function report({ names, cpuScenarios, results, idle, reload, workers2, s
   out.push(`- Crypto calibration: ${v.speed}; BENCHMARKS.md's machine did 26,066 and 17,337/s, so absolute rates here are not comparable with its table, ratios are.`);
   out.push(`- Method: /work/shared/BENCHMARKS.md. Proxy pinned to CPU 0, bench/loadgen + bench/backend to CPU 1, 127.0.0.1 only. ` +
     `Rates are divided by the proxy's CPU time (utime+stime of the whole process from /proc/PID/stat, before/after each run). ` +
-    `${P.reps} to ${P.maxReps} repetition(s) of ${P.hsSeconds} s runs (more while a ratio's ± was above ${fmt(P.spreadTarget * 100, 1)}%), peers interleaved (each repetition: each peer started fresh, order rotated, every scenario); median (min-max).`);
+    `${P.reps} to ${P.maxReps} repetition(s) (more while a ratio's ± was above ${fmt(P.spreadTarget * 100, 1)}%); in each, every peer started fresh, then full, resumed and bulk ` +
+    `${P.slices > 1 ? `in ${P.slices} slices of ${fmt(P.hsSeconds / P.slices, 1)} s per peer, the peers in turn (order rotated each round), a peer's figure the sum of its slices (bench/lib/slices.mjs: the host's speed swings for tens of seconds at a time)` : `in one ${P.hsSeconds} s run per peer`}; median (min-max).`);
   out.push(`- Client: TLS 1.3 only, X25519 only, offering only \`${args.ciphersuites}\` (--ciphersuites; every handshake on another suite is a failure, not a figure), SNI rotating over ${NAMES} names, each leaf checked against the SNI (X509_check_host); ` +
     `every peer start is also checked with full chain verification (200 handshakes). full/resumed: 32 concurrent, ${P.hsSeconds} s, read the greeting through the proxy, close_notify, close. ` +
     `resumed: each ticket used once, the newest per name (RFC 8446 C.4); "ticket reused": the client keeps resuming with a name's newest ticket until a newer one arrives. ` +

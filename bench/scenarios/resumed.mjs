@@ -4,10 +4,10 @@
 import { P } from '../lib/config.mjs';
 import { cpuRun, figure } from './cpu-run.mjs';
 
-async function resumedRun(peer, hook, extra) {
-  const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', ...extra, '-c', 32, '-t', P.hsSeconds], hook);
+async function resumedRun(peer, hook, extra, seconds = P.hsSeconds) {
+  const r = await cpuRun(peer, ['--port', peer.port, '--mode', 'resumed', ...extra, '-c', 32, '-t', seconds], hook);
   return { value: figure(r, r.ok / r.cpu), raw: r.rate, cpu: r.cpu, cpuTicks: r.cpuTicks, failures: r.failures, cipher: r.cipher, resumedShare: r.ok ? r.resumed / r.ok : 0, errors: r.first_errors };
 }
 
-export const resumed = (peer, hook) => resumedRun(peer, hook, []);
-export const reuse = (peer, hook) => resumedRun(peer, hook, ['--reuse-tickets']);
+export const resumed = (peer, hook, seconds) => resumedRun(peer, hook, [], seconds);
+export const reuse = (peer, hook, seconds) => resumedRun(peer, hook, ['--reuse-tickets'], seconds);
