@@ -478,8 +478,12 @@ export function writeSection(file, md) {
   fs.writeFileSync(file, next);
 }
 
-export async function runStore({ count = 10000, reps = 3, phases = ['load', 'check', 'start', 'reload'], reloads = 20, rate = 200, settleMs = 2000, profile, perf, node } = {}) {
+export async function runStore({ count = 10000, reps = 3, phases = ['load', 'check', 'start', 'reload'], reloads = 20, rate = 200, settleMs = 2000, profile, perf, node, nice } = {}) {
   NODE = node ?? process.execPath;
+  if (nice !== undefined && nice !== NICE) {
+    NICE = nice;
+    log(`nice ${NICE} for mailfront, backend and loadgen${niceSession(NICE) ? ', and for this session (autogroup)' : ''}`);
+  }
   if (!fs.existsSync(path.join(DIST, 'cli.js'))) throw new Error('mailfront is not built: npx node-gyp rebuild -j 2 && npx tsc -p tsconfig.json');
   execFileSync('make', ['-s', '-C', BENCH], { stdio: 'inherit' });
   const dir = ensureStore(count);
@@ -548,11 +552,8 @@ if (isMain) {
   if (args['child-load']) {
     childLoad(args['child-load']).then((r) => { console.log(JSON.stringify(r)); process.exit(0); }, (e) => { console.error(e); process.exit(1); });
   } else {
-    if (args.nice !== undefined) {
-      NICE = Number(args.nice);
-      log(`nice ${NICE} for mailfront, backend and loadgen${niceSession(NICE) ? ', and for this session (autogroup)' : ''}`);
-    }
-    const opts = { count: Number(args.count), reps: Number(args.reps), phases: args.phases.split(','), reloads: Number(args.reloads), settleMs: Number(args.settle), rate: Number(args.rate), profile: args.profile, perf: args.perf, node: args.node };
+    const opts = { count: Number(args.count), reps: Number(args.reps), phases: args.phases.split(','), reloads: Number(args.reloads), settleMs: Number(args.settle), rate: Number(args.rate), profile: args.profile, perf: args.perf, node: args.node,
+      nice: args.nice === undefined ? undefined : Number(args.nice) };
     runStore(opts).then((res) => {
       const md = section(res, `node bench/cert-store.mjs${process.argv.length > 2 ? ' ' + process.argv.slice(2).join(' ') : ''}`);
       console.log(md);

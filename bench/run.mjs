@@ -176,12 +176,14 @@ async function main() {
   let storeRows;
   if (SCEN.has('store')) {
     // bench/cert-store.mjs: its own processes and section writer. The recommended runtime (Node 24)
-    // takes every target; Node 20's load is measured beside it.
+    // takes every target; Node 20's load is measured beside it. As root its processes run at nice -10
+    // (cert-store's --nice): the reload gap is an absolute time, which other work on the host stretches.
     const { runStore, section, targetRows, writeSection } = await import('./cert-store.mjs');
+    const nice = process.getuid?.() === 0 ? -10 : undefined;
     const runs = [];
     try {
-      if (node24()) runs.push(await runStore({ reps: P.ownReps, reloads: QUICK ? 3 : 20, node: node24Bin() }));
-      runs.push(await runStore({ reps: P.ownReps, reloads: QUICK ? 3 : 20, phases: runs.length ? ['load', 'check', 'start'] : undefined }));
+      if (node24()) runs.push(await runStore({ reps: P.ownReps, reloads: QUICK ? 3 : 20, node: node24Bin(), nice }));
+      runs.push(await runStore({ reps: P.ownReps, reloads: QUICK ? 3 : 20, nice, phases: runs.length ? ['load', 'check', 'start'] : undefined }));
     } catch (e) {
       errors.push(`store: ${e.message}`);
       log(`ERROR store: ${e.message}`);
