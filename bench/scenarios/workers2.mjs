@@ -1,12 +1,15 @@
 // Two workers on two cores: mailfront with `workers: 2` allowed on CPUs 0 and 1 (taskset -c 0,1)
 // against `workers: 1` pinned to CPU 0 as in the main table (and, with --workers2-floating, against
-// `workers: 1` allowed on both CPUs too); full and resumed handshakes per proxy CPU-second, interleaved per repetition and paired.
+// `workers: 1` allowed on both CPUs too); full and resumed handshakes per proxy CPU-second, in slices
+// taken in turn within each repetition (bench/lib/slices.mjs) and paired per repetition.
 // The load generator and the backend stay pinned to CPU 1, as in every scenario: the second worker
 // shares that core with the client, which lowers raw rates, less so the figure per proxy CPU-second.
 // Issue 17's target: workers: 2 within 10% of workers: 1.
 import fs from 'node:fs';
 import { CLK_TCK, P, args, log } from '../lib/config.mjs';
-import { withPeer } from '../lib/peers.mjs';
+import { startPeer } from '../lib/peers.mjs';
+import { stop } from '../lib/procs.mjs';
+import { mergeSlices, rotate } from '../lib/slices.mjs';
 import { cell, fmt, pairedRatios, ratioCell, spread } from '../lib/stats.mjs';
 import full from './full.mjs';
 import { resumed } from './resumed.mjs';
@@ -37,33 +40,50 @@ function threadCpu(pid) {
 }
 
 /** The scenario's run, plus the CPU seconds of the two busiest threads over it (are both workers busy?). */
-async function measured(kind, peer) {
+async function measured(kind, peer, seconds) {
   const t0 = threadCpu(peer.pid);
-  const r = await KINDS[kind](peer);
+  const r = await KINDS[kind](peer, undefined, seconds);
   const t1 = threadCpu(peer.pid);
   const busiest = [...t1].map(([tid, c]) => c - (t0.get(tid) ?? 0)).sort((a, b) => b - a).slice(0, 2);
   return { ...r, busiest };
 }
 
+/** Each repetition starts every config at once, then runs them in slices in turn, as the main table (lib/slices.mjs). */
 export async function workers2Bench(name, errors) {
   const runs = Object.fromEntries(CONFIGS.map((c) => [c.key, { full: [], resumed: [] }]));
-  for (let rep = 0; rep < P.reps; rep++)
-    for (let i = 0; i < CONFIGS.length; i++) {
-      const c = CONFIGS[(i + rep) % CONFIGS.length];
-      try {
-        await withPeer(name, { instance: c.instance, workers: c.workers, cpus: c.cpus }, async (peer) => {
-          for (const kind of Object.keys(KINDS)) {
-            const r = { ...(await measured(kind, peer)), rep };
-            runs[c.key][kind].push(r);
-            log(`workers2 rep ${rep + 1}/${P.reps} ${c.key.padEnd(6)} ${kind.padEnd(7)} ${fmt(r.value)} per CPU-s (raw ${fmt(r.raw)}/s, cpu ${r.cpu.toFixed(2)} s, ` +
-              `busiest threads ${r.busiest.map((x) => x.toFixed(2)).join(' + ')} s)${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
-          }
-        });
-      } catch (e) {
-        errors.push(`workers2 rep ${rep + 1} ${c.label}: ${e.message}`);
-        log(`ERROR workers2 ${c.key}: ${e.message}`);
+  for (let rep = 0; rep < P.reps; rep++) {
+    const started = [];
+    try {
+      for (const c of rotate(CONFIGS, rep)) {
+        try {
+          started.push({ c, peer: await startPeer(name, { instance: c.instance, workers: c.workers, cpus: c.cpus }) });
+        } catch (e) {
+          errors.push(`workers2 rep ${rep + 1} ${c.label}: ${e.message}`);
+          log(`ERROR workers2 ${c.key}: ${e.message}`);
+        }
       }
+      for (const kind of Object.keys(KINDS)) {
+        const slices = new Map(started.map(({ c }) => [c.key, []]));
+        try {
+          for (let k = 0; k < P.slices; k++)
+            for (const { c, peer } of rotate(started, k + rep)) slices.get(c.key).push(await measured(kind, peer, P.hsSeconds / P.slices));
+        } catch (e) {
+          errors.push(`workers2 rep ${rep + 1} ${kind}: ${e.message}`);
+          log(`ERROR workers2 ${kind}: ${e.message}`);
+          continue; // no figure for any config of this repetition: they would not be paired
+        }
+        for (const [key, list] of slices) {
+          const busiest = [0, 1].map((i) => list.reduce((sum, x) => sum + (x.busiest[i] ?? 0), 0));
+          const r = { ...mergeSlices(list), busiest, rep };
+          runs[key][kind].push(r);
+          log(`workers2 rep ${rep + 1}/${P.reps} ${key.padEnd(6)} ${kind.padEnd(7)} ${fmt(r.value)} per CPU-s (raw ${fmt(r.raw)}/s, cpu ${r.cpu.toFixed(2)} s, ` +
+            `busiest threads ${r.busiest.map((x) => x.toFixed(2)).join(' + ')} s)${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
+        }
+      }
+    } finally {
+      for (const { peer } of started) await stop(peer.child);
     }
+  }
   return { name, runs };
 }
 
@@ -75,7 +95,7 @@ export function workers2Section(w, label) {
   out.push(`${label} with \`workers: 2\` started with \`taskset -c 0,1\` (the proxy may run on both cores), against \`workers: 1\` pinned to CPU 0 as in the main table` +
     `${w.runs.w1both ? ', and `workers: 1` with `taskset -c 0,1` too' : ''}. bench/loadgen and the backend stay pinned to CPU 1 as in every scenario, so the second worker shares CPU 1 with the client. ` +
     `Full and resumed handshakes as in the main table (32 concurrent, ${P.hsSeconds} s), per proxy CPU-second (all threads), ` +
-    `${P.reps} repetition(s), the configs interleaved; ratios paired per repetition: median (min-max, ±).`, '');
+    `${P.reps} repetition(s); in each, the configs started together and run in ${P.slices} slice(s) of ${fmt(P.hsSeconds / P.slices, 1)} s each, in turn; ratios paired per repetition: median (min-max, ±).`, '');
   out.push('| config | full hs / CPU-s | resumed hs / CPU-s | raw full hs/s | busiest two threads\' CPU in full (s) | failures |');
   out.push('| --- | --- | --- | --- | --- | --- |');
   for (const c of CONFIGS) {
