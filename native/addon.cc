@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "addon.h"
+#include "cert_check_async.h"
 #include "cert_check_js.h"
 #include "close_reason.h"
 
@@ -25,6 +26,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Proxy", proxy_class(env));
   export_library_queries(env, exports);
   exports.Set("checkCertificates", Napi::Function::New(env, CheckCertificates));
+  exports.Set("checkCertificatesAsync", Napi::Function::New(env, CheckCertificatesAsync));
   exports.Set("lineageFiles", Napi::Function::New(env, LineageFiles));
   exports.Set("sdNotify", Napi::Function::New(env, sd_notify));
   export_rules(env, exports);

@@ -351,7 +351,7 @@ void run_in_background(size_t items, const std::function<void()>& work) {
   for (auto& t : threads) t.join();
 }
 
-std::vector<CheckResultPtr> check_pairs(std::vector<PairInput>& in, bool append) {
+std::vector<CheckResultPtr> check_pairs(std::vector<PairInput>& in, bool append, const std::atomic<bool>* stop) {
   static const CheckResultPtr unread = [] {
     auto r = std::make_shared<CheckResult>();
     r->unread = true;
@@ -367,6 +367,7 @@ std::vector<CheckResultPtr> check_pairs(std::vector<PairInput>& in, bool append)
   std::atomic<size_t> next{0};
   auto work = [&] {
     for (size_t i; (i = next.fetch_add(1)) < in.size();) {
+      if (stop && stop->load(std::memory_order_relaxed)) return;
       if (in[i].files && !read_pair_files(*in[i].files, in[i])) { out[i] = unread; continue; }
       digests[i] = digest_of(in[i]);
       auto hit = digests[i].empty() ? before.end() : before.find(digests[i]);
@@ -377,6 +378,11 @@ std::vector<CheckResultPtr> check_pairs(std::vector<PairInput>& in, bool append)
     }
   };
   run_in_background(in.size(), work);
+  if (stop && stop->load()) {
+    std::lock_guard<std::mutex> lock(previous_mu);
+    previous.merge(before);
+    return {};
+  }
   // Shared, not copied: this runs on the JS thread after the others, 10,000 results at a load.
   std::unordered_map<std::string, CheckResultPtr> keep;
   keep.reserve(in.size());

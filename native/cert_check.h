@@ -79,8 +79,10 @@ struct CheckResult {
 // Pairs whose PEM blocks equal one of the previous call's are not parsed again. The passed pairs
 // are remembered for the next call: this call's only, or with <append> (a second call of the same
 // load) also those the previous call remembered.
+// <stop> (cert_check_async.cc: the environment or the process is going away): once set, each
+// thread ends after its current pair, the memo stays as it was and the result is empty.
 using CheckResultPtr = std::shared_ptr<const CheckResult>;
-std::vector<CheckResultPtr> check_pairs(std::vector<PairInput>& in, bool append = false);
+std::vector<CheckResultPtr> check_pairs(std::vector<PairInput>& in, bool append = false, const std::atomic<bool>* stop = nullptr);
 
 // Runs <work> (which takes items from a shared counter until none is left) for <items> items: on
 // the calling thread when there are few, else on up to 4 threads (no more than the CPUs this

@@ -50,14 +50,13 @@ CheckedPairPtr checked_pair_of(Napi::Env env, Napi::Value v) {
   return *v.As<Napi::External<CheckedPairPtr>>().Data();
 }
 
-Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (!info[0].IsArray()) {
+bool pair_inputs(Napi::Env env, Napi::Value v, std::vector<PairInput>& in) {
+  if (!v.IsArray()) {
     Napi::TypeError::New(env, "checkCertificates(pairs[])").ThrowAsJavaScriptException();
-    return env.Undefined();
+    return false;
   }
-  Napi::Array list = info[0].As<Napi::Array>();
-  std::vector<PairInput> in(list.Length());
+  Napi::Array list = v.As<Napi::Array>();
+  in.resize(list.Length());
   for (uint32_t i = 0; i < list.Length(); i++) {
     Napi::Value v = list.Get(i);
     if (v.IsObject() && v.As<Napi::Object>().Get("certPath").IsString()) {
@@ -65,18 +64,20 @@ Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
       Napi::Value key = o.Get("keyPath");
       if (!key.IsString()) {
         Napi::TypeError::New(env, "checkCertificates: pairs[" + std::to_string(i) + "] has a certPath but no keyPath").ThrowAsJavaScriptException();
-        return env.Undefined();
+        return false;
       }
       in[i].files = PairFiles{o.Get("certPath").As<Napi::String>().Utf8Value(), key.As<Napi::String>().Utf8Value(), o.Get("combined").ToBoolean().Value()};
       continue;
     }
     if (!v.IsObject() || !blocks(v.As<Napi::Object>().Get("certs"), in[i].certs, false) || !blocks(v.As<Napi::Object>().Get("keys"), in[i].keys, true)) {
       Napi::TypeError::New(env, "checkCertificates: pairs[" + std::to_string(i) + "] must be {certs, keys}: arrays of PEM strings or Buffers, or {certPath, keyPath, combined}").ThrowAsJavaScriptException();
-      return env.Undefined();
+      return false;
     }
   }
-  std::vector<CheckResultPtr> results = check_pairs(in, info[1].ToBoolean().Value());
-  in.clear();  // the key text is wiped now, before the results are built
+  return true;
+}
+
+Napi::Array check_results(Napi::Env env, const std::vector<CheckResultPtr>& results) {
   Napi::Array out = Napi::Array::New(env, results.size());
   for (uint32_t i = 0; i < results.size(); i++) {
     const CheckResult& r = *results[i];
@@ -112,6 +113,15 @@ Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
     out.Set(i, o);
   }
   return out;
+}
+
+Napi::Value CheckCertificates(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::vector<PairInput> in;
+  if (!pair_inputs(env, info[0], in)) return env.Undefined();
+  std::vector<CheckResultPtr> results = check_pairs(in, info[1].ToBoolean().Value());
+  in.clear();  // the key text is wiped now, before the results are built
+  return check_results(env, results);
 }
 
 Napi::Value LineageFiles(const Napi::CallbackInfo& info) {

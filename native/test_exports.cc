@@ -2,13 +2,16 @@
 // build/Release/testing/, not shipped by scripts/prebuild.sh; loaded by
 // test/helpers/testing-addon.ts): functions for the table tests of the data
 // plane's pure parts (dialog, login parser, client networks, PROXY header,
-// CRC32C, CIDR match, TLS 1.3 traffic keys), linked from the same objects as the production addon.
+// CRC32C, CIDR match, TLS 1.3 traffic keys), linked from the same objects as the production addon;
+// and the asynchronous certificate check with a hold on its threads (this library has its own
+// copy of the check's state: the hold acts on this library's checkCertificatesAsync only).
 #include <napi.h>
 
 #include <cstring>
 #include <string>
 #include <vector>
 
+#include "cert_check_async.h"
 #include "client_net.h"
 #include "crc32c.h"
 #include "dialog.h"
@@ -201,7 +204,15 @@ Napi::Value TestCidrMatch(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, addr && cidr_match(nets, *addr));
 }
 
+// For the lifetime tests: checks started while held wait (before their first pair) until released.
+Napi::Value TestHoldChecks(const Napi::CallbackInfo& info) {
+  hold_checks(info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("checkCertificatesAsync", Napi::Function::New(env, CheckCertificatesAsync));
+  exports.Set("testHoldChecks", Napi::Function::New(env, TestHoldChecks));
   exports.Set("testDialog", Napi::Function::New(env, TestDialog));
   exports.Set("testProxyParse", Napi::Function::New(env, TestProxyParse));
   exports.Set("testCidrMatch", Napi::Function::New(env, TestCidrMatch));

@@ -333,6 +333,12 @@ interface AddonModule {
    */
   checkCertificates(pairs: ({ certs: (string | Buffer)[]; keys: (string | Buffer)[] } | CertFiles)[], append?: boolean): CertCheck[];
   /**
+   * checkCertificates without blocking the JS thread: the check runs on the addon's threads and
+   * the Promise settles on the JS thread (native/cert_check_async.h). A malformed argument throws
+   * at once. Two calls must not overlap: each replaces what the other remembers for the next.
+   */
+  checkCertificatesAsync(pairs: ({ certs: (string | Buffer)[]; keys: (string | Buffer)[] } | CertFiles)[], append?: boolean): Promise<CertCheck[]>;
+  /**
    * Let's Encrypt discovery: for each `<live>/<name>` directory, which of fullchain.pem (1) and
    * privkey.pem (2) it lists, read on the addon's threads; -1 when it cannot be listed (the
    * caller lists it again with readdir for the error, or to skip a file).

@@ -2,7 +2,7 @@
 // See docs/certificates.md for the rules; this file only wires the steps together.
 import { readFileSync } from 'node:fs';
 import type { CertProblem, CertSources, CertStore, CertSummary, LoadOptions } from './types.js';
-import { discover } from './sources.js';
+import { discover, type Candidate } from './sources.js';
 import { readCandidate, type ReadCandidate, type ReadFile } from './read.js';
 import { acceptChecked, checkCandidates, checkFiles, type LoadedCert, type PairCheck } from './parse.js';
 import { mapBounded, READ_CONCURRENCY } from './bounded.js';
@@ -26,18 +26,7 @@ export async function loadCertificates(sources: CertSources, opts: LoadOptions =
   // Each candidate's problems in its own list: the read and the check add to it, and the lists
   // are joined in load order.
   const own = candidates.map((): CertProblem[] => []);
-  // The addon reads the files on its check threads (the plain case, native/pem_files.h); what it
-  // leaves unread, and everything when a test brings its own reader, read.ts reads here.
-  const byFiles = opts.readFile ? [] : checkFiles(candidates);
-  const checks: (PairCheck | undefined)[] = candidates.map((_, i) => {
-    const c = byFiles[i];
-    return c && !('unread' in c) ? c : undefined;
-  });
-  const slow = candidates.flatMap((_, i) => (checks[i] ? [] : [i]));
-  const texts = await mapBounded(slow, READ_CONCURRENCY, (i) => readCandidate(candidates[i]!, read, own[i]!));
-  const ready: { text: ReadCandidate; order: number }[] = [];
-  texts.forEach((text, k) => text && ready.push({ text, order: slow[k]! }));
-  checkCandidates(ready.map((r) => r.text), byFiles.length > 0).forEach((c, k) => (checks[ready[k]!.order] = c));
+  const checks = await oneAtATime(() => readAndCheck(candidates, read, own, !!opts.readFile));
   const loaded: LoadedCert[] = [];
   candidates.forEach((c, order) => {
     const check = checks[order];
@@ -46,6 +35,35 @@ export async function loadCertificates(sources: CertSources, opts: LoadOptions =
   });
   for (const list of own) problems.push(...list);
   return buildStore(loaded, sources.defaultName, problems, now);
+}
+
+/**
+ * The addon reads the files on its check threads (the plain case, native/pem_files.h); what it
+ * leaves unread, and everything when a test brings its own reader, read.ts reads here. Both
+ * checks run off the JS thread. undefined: not checked (read.ts worded why in `own`).
+ */
+async function readAndCheck(candidates: Candidate[], read: ReadFile, own: CertProblem[][], ownReader: boolean): Promise<(PairCheck | undefined)[]> {
+  const byFiles = ownReader ? [] : await checkFiles(candidates);
+  const checks: (PairCheck | undefined)[] = candidates.map((_, i) => {
+    const c = byFiles[i];
+    return c && !('unread' in c) ? c : undefined;
+  });
+  const slow = candidates.flatMap((_, i) => (checks[i] ? [] : [i]));
+  const texts = await mapBounded(slow, READ_CONCURRENCY, (i) => readCandidate(candidates[i]!, read, own[i]!));
+  const ready: { text: ReadCandidate; order: number }[] = [];
+  texts.forEach((text, k) => text && ready.push({ text, order: slow[k]! }));
+  (await checkCandidates(ready.map((r) => r.text), byFiles.length > 0)).forEach((c, k) => (checks[ready[k]!.order] = c));
+  return checks;
+}
+
+// The addon remembers one load's passed pairs for the next (native/cert_check.h), and a load's
+// second check adds to its first's: two loads' checks must not interleave (a reload beside
+// `mailfront check`'s load, or tests). Each waits for the one before it.
+let lastCheck: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(step: () => Promise<T>): Promise<T> {
+  const run = lastCheck.then(step, step);
+  lastCheck = run.catch(() => undefined);
+  return run;
 }
 
 /** store.certificates grouped by context, in their order; `mailfront check` looks up every name. */

@@ -35,18 +35,20 @@ export type PairCheck = Exclude<CertCheck, { unread: true }>;
  * Reads and checks every candidate in one call to the addon, on its threads: reading overlaps
  * checking, and no file text (no key) enters the JS heap. A candidate whose files are not plain
  * (native/pem_files.h) comes back `{ unread: true }`, for read.ts and checkCandidates.
+ * The JS thread runs on meanwhile (logs, /metrics, signals during a reload).
  */
-export function checkFiles(candidates: readonly Candidate[]): CertCheck[] {
-  return candidates.length === 0 ? [] : loadAddon().checkCertificates(candidates.map((c) => ({ certPath: c.certPath, keyPath: c.keyPath, combined: c.combined })));
+export async function checkFiles(candidates: readonly Candidate[]): Promise<CertCheck[]> {
+  return candidates.length === 0 ? [] : loadAddon().checkCertificatesAsync(candidates.map((c) => ({ certPath: c.certPath, keyPath: c.keyPath, combined: c.combined })));
 }
 
 /**
- * Checks every read candidate in one call to the addon (which spreads them over its threads).
- * `afterFiles`: checkFiles ran first in this load, and its pairs stay remembered for the next.
+ * Checks every read candidate in one call to the addon (which spreads them over its threads),
+ * off the JS thread as checkFiles. `afterFiles`: checkFiles ran first in this load, and its pairs
+ * stay remembered for the next.
  */
-export function checkCandidates(read: readonly ReadCandidate[], afterFiles = false): PairCheck[] {
+export async function checkCandidates(read: readonly ReadCandidate[], afterFiles = false): Promise<PairCheck[]> {
   if (read.length === 0) return [];
-  const checks = loadAddon().checkCertificates(read.map((r) => ({ certs: r.certs, keys: r.keys })), afterFiles);
+  const checks = await loadAddon().checkCertificatesAsync(read.map((r) => ({ certs: r.certs, keys: r.keys })), afterFiles);
   return checks.map((c) => {
     if ('unread' in c) throw new Error('checkCertificates: a pair given as PEM blocks came back unread');
     return c;
