@@ -7,7 +7,7 @@
 // prebuildify, which take the first *.node of build/Release, never pick it.
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { NativeBackend, Protocol } from '../../src/native.js';
+import type { CertCheck, CertFiles, NativeBackend, Protocol } from '../../src/native.js';
 
 export interface ProxyParseResult {
   status: 'done' | 'more' | 'malformed';
@@ -38,6 +38,10 @@ export interface TestingAddon {
   testClientNetwork(address: string, ipv6Prefix: number): string | null;
   /** The TLS 1.3 traffic key and IV of a secret (suite: IANA id, 0x1301..0x1303), and the next secret (KeyUpdate). */
   testTrafficKey(suite: number, secret: Buffer): { key: Buffer; iv: Buffer; next: Buffer };
+  /** The production checkCertificatesAsync, with this library's own copy of the check's state (its memo, the hold below). */
+  checkCertificatesAsync(pairs: ({ certs: (string | Buffer)[]; keys: (string | Buffer)[] } | CertFiles)[], append?: boolean): Promise<CertCheck[]>;
+  /** While held, this library's checks wait before their first pair, until released or stopped (environment or process going away). */
+  testHoldChecks(held: boolean): void;
 }
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
