@@ -247,7 +247,9 @@ export class Service {
       log.error({ why, err: (err as Error).message, code: (err as MailfrontError).code, ...(path ? { path } : {}) }, 'reload failed: still serving the previous configuration');
       return false;
     } finally {
-      this.#notifier.ready();
+      // A stop that began while the certificates were checked (the JS thread runs meanwhile,
+      // native/cert_check_async.h) has said STOPPING=1: no READY=1 after it.
+      if (!this.#stopping) this.#notifier.ready();
     }
   }
 

@@ -82,4 +82,29 @@ metrics: false
     }
     await expect(greeting(port)).rejects.toThrow(/ECONNREFUSED/);
   });
+
+  it('a stop that begins while a reload is in flight (its check runs off the JS thread): the reload applies nothing and answers false', async () => {
+    const [port] = (await freePorts(1)) as [number];
+    const configPath = path.join(tmp, 'stop-midway.yaml');
+    writeFileSync(
+      configPath,
+      `certificates: {letsencrypt: [${pki.letsencrypt}], default: mail.example.com}
+listeners:
+  - {name: imaps, protocol: imaps, listen: ["127.0.0.1:${port}"], backend: be}
+backends:
+  be: {servers: ["127.0.0.1:${backendPort}"]}
+workers: 1
+metrics: false
+`,
+    );
+    const lines: { msg: string }[] = [];
+    const logger = api.createLogger({ level: 'info', destination: { write: (s: string) => void lines.push(JSON.parse(s)) } });
+    const mf = await api.start({ configPath, logger });
+    // reload() runs up to its first await (the config read), stop() then marks the service as stopping.
+    const reloaded = mf.reload('stopped midway');
+    await mf.stop();
+    expect(await reloaded).toBe(false);
+    expect(lines.map((l) => l.msg)).not.toContain('reloaded');
+    await expect(greeting(port)).rejects.toThrow(/ECONNREFUSED/);
+  });
 });
