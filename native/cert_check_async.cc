@@ -7,6 +7,7 @@
 // library's statics (the memo) are destroyed. A stopped check ends after each thread's current pair.
 #include "cert_check_async.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -25,13 +26,14 @@ struct Job {
   std::vector<PairInput> in;
   bool append = false;
   std::atomic<bool> stop{false};
+  bool running = true;  // the thread has work left (under Running::mu)
   std::vector<CheckResultPtr> results;
   Napi::Promise::Deferred deferred;
   Napi::ThreadSafeFunction tsfn;
   std::thread thread;
 };
 
-// The jobs whose thread has not finished, for the exit hook; and the tests' hold.
+// Every job not yet finalized, for the exit hook; and the tests' hold.
 struct Running {
   std::mutex mu;
   std::condition_variable cv;
@@ -50,12 +52,19 @@ void stop_job(Job* job) {
   running().cv.notify_all();
 }
 
+// exit() runs no finalizer: the jobs are stopped, joined and freed here (no JS runs any more,
+// workers' environments are gone), before OpenSSL's cleanup and the leak check.
 void stop_all_at_exit() {
   Running& r = running();
   std::unique_lock<std::mutex> lock(r.mu);
   for (Job* j : r.jobs) j->stop = true;
   r.cv.notify_all();
-  r.cv.wait(lock, [&] { return r.jobs.empty(); });
+  r.cv.wait(lock, [&] { return std::none_of(r.jobs.begin(), r.jobs.end(), [](Job* j) { return j->running; }); });
+  for (Job* j : r.jobs) {
+    j->thread.join();
+    delete j;
+  }
+  r.jobs.clear();
 }
 
 // On the JS thread: the Promise settles. env is null when the environment is going away.
@@ -82,13 +91,17 @@ void run(Job* job) {
   job->tsfn.NonBlockingCall(job, settle);
   job->tsfn.Release();
   std::lock_guard<std::mutex> lock(r.mu);
-  std::erase(r.jobs, job);
+  job->running = false;
   r.cv.notify_all();
 }
 
 void finalize(Napi::Env, Job* job, Job*) {
   stop_job(job);
   job->thread.join();
+  {
+    std::lock_guard<std::mutex> lock(running().mu);
+    std::erase(running().jobs, job);
+  }
   delete job;
 }
 
