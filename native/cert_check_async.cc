@@ -8,6 +8,7 @@
 #include "cert_check_async.h"
 
 #include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <mutex>
@@ -53,18 +54,20 @@ void stop_job(Job* job) {
 }
 
 // exit() runs no finalizer: the jobs are stopped, joined and freed here (no JS runs any more,
-// workers' environments are gone), before OpenSSL's cleanup and the leak check.
+// workers' environments are gone), before OpenSSL's cleanup and the leak check. A thread stuck
+// in a read (a hung network file system) does not hold the exit up past 2 s: it is left.
 void stop_all_at_exit() {
   Running& r = running();
   std::unique_lock<std::mutex> lock(r.mu);
   for (Job* j : r.jobs) j->stop = true;
   r.cv.notify_all();
-  r.cv.wait(lock, [&] { return std::none_of(r.jobs.begin(), r.jobs.end(), [](Job* j) { return j->running; }); });
-  for (Job* j : r.jobs) {
+  r.cv.wait_for(lock, std::chrono::seconds(2), [&] { return std::none_of(r.jobs.begin(), r.jobs.end(), [](Job* j) { return j->running; }); });
+  std::erase_if(r.jobs, [](Job* j) {
+    if (j->running) return false;
     j->thread.join();
     delete j;
-  }
-  r.jobs.clear();
+    return true;
+  });
 }
 
 // On the JS thread: the Promise settles. env is null when the environment is going away.
