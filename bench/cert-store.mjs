@@ -26,6 +26,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { waitPort } from './lib/wait-port.mjs';
@@ -76,8 +77,12 @@ async function childLoad(configPath) {
   const t0 = performance.now();
   const cands = await discover(sources, []);
   const t1 = performance.now();
+  // The control plane's logs, /metrics and signals wait while the JS thread is blocked: its longest block.
+  const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+  loopDelay.enable();
   const store = await loadCertificates(sources); // discovery again (cached dentries), then parse, validate, index
   const t2 = performance.now();
+  loopDelay.disable();
   const c2 = cpuMs();
   const discoverMs2 = await (async () => { const a = performance.now(); await discover(sources, []); return performance.now() - a; })();
   const rssLoaded = rss();
@@ -98,7 +103,7 @@ async function childLoad(configPath) {
     parseMs: t2 - t1 - discoverMs2,
     applyMs: t4 - t3,
     totalMs: t1 - t0 + (t2 - t1 - discoverMs2) + (t4 - t3),
-    loadCpuMs: c2 - c0, applyCpuMs: c4 - c3,
+    loadCpuMs: c2 - c0, applyCpuMs: c4 - c3, loopBlockMs: loopDelay.max / 1e6,
     rss0, rssLoaded, rssApplied, heapUsedKiB: Math.round(process.memoryUsage().heapUsed / 1024),
   };
 }
@@ -407,6 +412,7 @@ function runtimeTables(res, h) {
     out.push(`| native apply (${fmt(load[0].contexts)} contexts: the default built, the others proved; each SSL_CTX is built on its first handshake) | ${cell(col('applyMs'))} |`);
     out.push(`| **total load** (target < 3,000) | **${cell(col('totalMs'))}** |`);
     out.push(`| CPU time of the load (all threads: discovery, read, check, index; then apply) | ${cell(col('loadCpuMs'))}; ${cell(col('applyCpuMs'))} |`);
+    if (load[0].loopBlockMs !== undefined) out.push(`| longest JS-thread block during loadCertificates (event-loop delay, max; logs, /metrics and signals wait that long) | ${cell(col('loopBlockMs'))} |`);
     if (check?.length) out.push(`| \`mailfront check\` wall time (process start to exit, prints ${fmt(check[0].lines)} lines) | ${cell(check.map((c) => c.ms))} |`);
     if (start?.length) out.push(`| \`mailfront run\` to "mailfront ready" (process start included) | ${cell(start.map((s) => s.readyMs))} |`);
     out.push('');
@@ -500,7 +506,7 @@ export async function runStore({ count = 10000, reps = 3, phases = ['load', 'che
     if (phases.includes('load')) {
       const r = await phaseLoad(cfgWarn, { profile: profile && i === 0, perf: perf && i === 0 });
       (res.load ??= []).push(r);
-      log(`load ${i + 1}/${reps}: discovery ${fmt(r.discoverMs)} ms, read+check ${fmt(r.parseMs)} ms, apply ${fmt(r.applyMs)} ms = ${fmt(r.totalMs)} ms; CPU ${fmt(r.loadCpuMs)} + ${fmt(r.applyCpuMs)} ms; RSS ${fmt(r.rssApplied / 1024)} MiB; ${r.certificates} certs, ${r.errors} errors`);
+      log(`load ${i + 1}/${reps}: discovery ${fmt(r.discoverMs)} ms, read+check ${fmt(r.parseMs)} ms, apply ${fmt(r.applyMs)} ms = ${fmt(r.totalMs)} ms; JS thread blocked ${fmt(r.loopBlockMs)} ms at most; CPU ${fmt(r.loadCpuMs)} + ${fmt(r.applyCpuMs)} ms; RSS ${fmt(r.rssApplied / 1024)} MiB; ${r.certificates} certs, ${r.errors} errors`);
     }
     if (phases.includes('check')) {
       const r = await phaseCheck(cfgWarn);
