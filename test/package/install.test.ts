@@ -8,12 +8,15 @@
 // The package is packed from a copy of the work tree (node_modules linked),
 // without build/, dist/ or prebuilds/, as a fresh clone would be. prepack
 // (scripts/prebuild.sh) builds the addon against Node 20's headers whichever
-// Node runs the pack. Packed once, installed twice.
+// Node runs the pack. Packed once (test/package/pack.mjs: scripts/test.sh packs
+// early in the background; the test takes that tarball while the tree is the
+// same), installed twice.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { e2eConfig, e2ePorts, makeTwoDomainPki, ROOT, type RunResult } from '../helpers/mailfront.js';
+import { packedTarball } from './pack.mjs';
 
 const tmp = mkdtempSync('/tmp/mf-package-');
 let tarball: string;
@@ -39,20 +42,9 @@ function npmCli(): string {
   throw new Error('npm is not on PATH');
 }
 
-// What `npm pack` in the repository would see, less what is built or fetched.
-const NOT_COPIED = new Set(['.git', 'node_modules', 'build', 'prebuilds', 'dist', '.runtimes', 'bench/work', 'tmp']);
-
 beforeAll(async () => {
-  const stage = path.join(tmp, 'stage');
-  cpSync(ROOT, stage, { recursive: true, filter: (src) => !NOT_COPIED.has(path.relative(ROOT, src)) });
-  symlinkSync(path.join(ROOT, 'node_modules'), path.join(stage, 'node_modules'));
-  const out = path.join(tmp, 'out');
-  mkdirSync(out);
-  const pack = await exec('npm', ['pack', '--pack-destination', out], { cwd: stage, env: { ...process.env, JOBS: '2' }, timeoutMs: 360_000 });
-  expect(pack.code, `npm pack:\n${pack.stdout}\n${pack.stderr}`).toBe(0);
-  const tgz = readdirSync(out).filter((f) => f.endsWith('.tgz'));
-  expect(tgz).toHaveLength(1);
-  tarball = path.join(out, tgz[0]!);
+  // Packed by scripts/test.sh while vitest ran, if the tree is the same; else now.
+  tarball = await packedTarball();
 
   const pki = makeTwoDomainPki(path.join(tmp, 'pki'));
   config = path.join(tmp, 'mailfront.yaml');
