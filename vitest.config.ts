@@ -15,5 +15,8 @@ export default defineConfig({
     // Native tests bind loopback ports and e2e tests share one Cyrus: run files one at a time.
     fileParallelism: false,
     reporters: ['default'],
+    // scripts/sanitize.sh: the ASan runtime in the workers, which load the addon
+    // (and so in what they start), not in vitest's own process.
+    ...(process.env.MF_WORKER_PRELOAD ? { env: { LD_PRELOAD: process.env.MF_WORKER_PRELOAD } } : {}),
   },
 });

@@ -3,7 +3,10 @@
 # tmp/asan/mailfront.node, and the tests' addon into tmp/asan/mailfront_testing.so
 # (build/Release/ is left alone), and runs the native test
 # suite against it (MAILFRONT_ADDON, read by src/native.ts) with the ASan runtime
-# preloaded into node and leak detection on.
+# preloaded into vitest's test workers (they load the addon) and every process
+# they start, and leak detection on. vitest's own process runs without it
+# (vitest.config.ts: MF_WORKER_PRELOAD): it never loads the addon, and preloaded
+# it cost ~20 s of start and of symbolizing V8's leaks at exit.
 #
 #   scripts/sanitize.sh [vitest args...]        default: test/native
 #   scripts/sanitize.sh --self-test             the judge catches planted bugs (canary addon)
@@ -104,10 +107,11 @@ JS
 
 # Runs "$@" (env assignments allowed first) with the ASan runtime preloaded and
 # every report logged under $LOGS (default $OUT/logs; files are named ubsan.<pid>
-# for both runtimes, since the last log_path read wins).
+# for both runtimes, since the last log_path read wins). PRELOAD_AS=MF_WORKER_PRELOAD:
+# named so for vitest.config.ts, which preloads it into the test workers only.
 sanitized() {
   local logs=${LOGS:-$PWD/$OUT/logs}
-  env LD_PRELOAD="$RT" ASAN_SYMBOLIZER_PATH="$SYMBOLIZER" \
+  env "${PRELOAD_AS:-LD_PRELOAD}=$RT" ASAN_SYMBOLIZER_PATH="$SYMBOLIZER" \
     ASAN_OPTIONS="detect_leaks=1:exitcode=0:log_path=$logs/asan:detect_odr_violation=0:alloc_dealloc_mismatch=0:check_initialization_order=1" \
     LSAN_OPTIONS="exitcode=0:report_objects=0:max_leaks=0" \
     UBSAN_OPTIONS="print_stacktrace=1:log_path=$logs/ubsan" \
@@ -195,11 +199,11 @@ rm -f "$OUT"/logs/*
 ARGS=("$@")
 [ ${#ARGS[@]} -gt 0 ] || ARGS=(test/native)
 
-echo "== vitest ${ARGS[*]} under ASan/UBSan (LD_PRELOAD=$RT)"
+echo "== vitest ${ARGS[*]} under ASan/UBSan (LD_PRELOAD=$RT in the test workers)"
 t0=$(date +%s)
 set +e
-sanitized MAILFRONT_ADDON="$PWD/$OUT/mailfront.node" \
-  timeout --signal=KILL 900 npx vitest run "${ARGS[@]}" >"$OUT/vitest.log" 2>&1
+PRELOAD_AS=MF_WORKER_PRELOAD sanitized MAILFRONT_ADDON="$PWD/$OUT/mailfront.node" \
+  timeout --signal=KILL 900 node node_modules/vitest/vitest.mjs run "${ARGS[@]}" >"$OUT/vitest.log" 2>&1
 rc=$?
 set -e
 echo "   vitest exit $rc in $(( $(date +%s) - t0 ))s: $(grep -E '^ +Tests ' "$OUT/vitest.log" | tr -s ' ' | head -1)"
