@@ -6,6 +6,7 @@
 #     N-API binary the package carries as its prebuild), loaded by Node 24;
 #  2. the native suite once more with an addon built from source against Node 24's
 #     own headers (the install fallback where no prebuild fits), by node-gyp --nodedir.
+# Both native runs go beside step 1's end-to-end and service suites (see below).
 # Arguments, if any, replace the suites of step 1 (e.g. test/native/groups.test.ts).
 # --build-only: fetch the runtime and make the source build of step 2, nothing else
 # (.ci/run runs it niced while npm test runs). That build is reused while its stamp
@@ -38,28 +39,34 @@ build_from_source() {
   echo "$stamp" >"$src/build.stamp"
 }
 if [ "${1:-}" = --build-only ]; then build_from_source; exit 0; fi
-if [ $# -eq 0 ]; then
-  # Step 2's build needs nothing from step 1: it compiles at the lowest priority
-  # while step 1's suites run (one file at a time, mostly waiting on sockets);
-  # its own session (low-priority.sh), so a failing step 1 leaves no compiler behind.
-  mkdir -p .runtimes
-  bash scripts/low-priority.sh bash "$SELF" --build-only >.runtimes/build-node-$major.log 2>&1 &
-  early=$!
-  trap 'kill -- -$early 2>/dev/null || true' EXIT
-fi
-
 # Both addons: the production one and the tests' (mailfront_testing.so, binding.gyp).
 [ -f build/Release/mailfront.node ] && [ -f build/Release/mailfront_testing.so ] || npx node-gyp rebuild -j 2
 npx tsc -p tsconfig.json
 echo "== Node $("$node" -v) with OpenSSL $("$node" -p process.versions.openssl): the shipped addon" >&2
-suites=("$@")
-[ ${#suites[@]} -gt 0 ] || suites=(test/native test/service test/e2e)
-"$node" node_modules/vitest/vitest.mjs run "${suites[@]}"
-[ $# -gt 0 ] && exit 0
+if [ $# -gt 0 ]; then "$node" node_modules/vitest/vitest.mjs run "$@"; exit 0; fi
 
-bash scripts/low-priority.sh --raise "$early"   # what is left now holds the tests up
-wait "$early" || echo "(the early build failed, see .runtimes/build-node-$major.log: building again)" >&2
-trap - EXIT
+# Step 2's addon: .ci/run builds it at the lowest priority while npm test runs
+# (--build-only), so here its stamp is found up to date; else it is built now.
 build_from_source
-# The tests' own addon (mailfront_testing.so) is built too, and found beside MAILFRONT_ADDON.
-MAILFRONT_ADDON="$src/build/Release/mailfront.node" "$node" node_modules/vitest/vitest.mjs run test/native
+# Files run one at a time within a vitest run (vitest.config.ts). Two runs at once:
+# the end-to-end and service suites (step 1), which mostly wait on Cyrus, Dovecot
+# and python, and beside them the native suite of step 1, then of step 2 (the
+# tests' own addon, mailfront_testing.so, is found beside MAILFRONT_ADDON). Native
+# listeners are on port 0, the others below the ephemeral range
+# (test/helpers/mailfront.ts). The native runs in their own session, output after.
+native_log=.runtimes/native-node-$major.log
+setsid -w env NODE24="$node" BUILT="$src/build/Release/mailfront.node" bash -c '
+  rc=0
+  "$NODE24" node_modules/vitest/vitest.mjs run test/native || rc=1
+  echo "== step 2: the native suite with the addon built against the headers of Node $("$NODE24" -v) ($BUILT)"
+  MAILFRONT_ADDON="$BUILT" "$NODE24" node_modules/vitest/vitest.mjs run test/native || rc=1
+  exit $rc' >"$native_log" 2>&1 &
+native=$!
+trap 'kill -- -$native 2>/dev/null || true' EXIT
+rc=0
+"$node" node_modules/vitest/vitest.mjs run test/e2e test/service || rc=1
+wait "$native" || rc=1
+trap - EXIT
+echo "== Node $("$node" -v): step 1's native suite, then step 2's (run beside test/e2e and test/service)" >&2
+cat "$native_log"
+exit $rc
