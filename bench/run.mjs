@@ -24,7 +24,7 @@ import { ensurePki } from './lib/pki.mjs';
 import { assertPortFree, installExitHandlers, start, stop, stopAll, waitPort } from './lib/procs.mjs';
 import { replaceSection, report, wideRatios } from './lib/report.mjs';
 import { fmt } from './lib/stats.mjs';
-import { mergeSlices, rotate, SLICED } from './lib/slices.mjs';
+import { rotate, runSliced, SLICED } from './lib/slices.mjs';
 import { SECTION_FLEET, fleetBench, fleetSection } from './scenarios/fleet.mjs';
 import { CLASSICAL, HYBRID } from './scenarios/full-hybrid.mjs';
 import idleMemory from './scenarios/idle.mjs';
@@ -80,25 +80,19 @@ async function repetitions(results, errors) {
         }
       }
       for (const s of CPU_SCENARIOS) {
-        const slices = SLICED.has(s) ? P.slices : 1;
-        const runs = new Map();
-        for (let k = 0; k < slices; k++) {
-          for (const peer of rotate(started, k + rep)) {
-            if (!applies(s, peer.name) || runs.get(peer.name) === null) continue;
-            try {
-              const seconds = SLICED.has(s) ? P.hsSeconds / slices : undefined;
-              if (!runs.has(peer.name)) runs.set(peer.name, []);
-              runs.get(peer.name).push(await perRep[s](peer, undefined, seconds));
-            } catch (e) {
-              runs.set(peer.name, null); // its figure would mix fewer slices: none for this repetition
-              errors.push(`rep ${rep + 1} ${peer.name} ${s}: ${e.message}`);
-              log(`ERROR ${peer.name} ${s}: ${e.message}`);
-            }
-          }
-        }
-        for (const [name, list] of runs) {
-          if (!list) continue;
-          const r = { ...mergeSlices(list), rep };
+        const figures = await runSliced(started.filter((peer) => applies(s, peer.name)), {
+          slices: SLICED.has(s) ? P.slices : 1,
+          seconds: SLICED.has(s) ? P.hsSeconds : undefined,
+          rotation: rep,
+          key: (peer) => peer.name,
+          run: (peer, seconds) => perRep[s](peer, undefined, seconds),
+          onError: (peer, e) => {
+            errors.push(`rep ${rep + 1} ${peer.name} ${s}: ${e.message}`);
+            log(`ERROR ${peer.name} ${s}: ${e.message}`);
+          },
+        });
+        for (const [name, figure] of figures) {
+          const r = { ...figure, rep };
           ((results[name] ??= {})[s] ??= []).push(r);
           log(`rep ${rep + 1}/${rep < P.reps ? P.reps : P.maxReps} ${name.padEnd(17)} ${s.padEnd(7)} ${describe(s, r)}${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
         }

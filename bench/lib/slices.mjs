@@ -37,6 +37,28 @@ export function mergeSlices(runs) {
   };
   if ('group' in runs[0]) merged.group = [...new Set(runs.map((r) => r.group).filter(Boolean))].join(', ');
   if ('p99_ms' in runs[0]) merged.p99_ms = Math.max(...runs.map((r) => r.p99_ms));
+  if ('busiest' in runs[0]) merged.busiest = [0, 1].map((i) => runs.reduce((sum, r) => sum + (r.busiest[i] ?? 0), 0)); // workers2
   if ('resumedShare' in runs[0]) merged.resumedShare = runs.reduce((s, r, i) => s + r.resumedShare * counts[i], 0) / count;
   return merged;
+}
+
+/**
+ * One figure per member (a started peer or config, named by key(member)): `slices` rounds in which
+ * every member runs `run(member, seconds)` for seconds/slices in turn, the order rotated by round +
+ * `rotation`. A member whose run throws gets no figure (onError is told): fewer slices would not
+ * compare. Returns Map key -> merged figure (mergeSlices).
+ */
+export async function runSliced(members, { slices, seconds, rotation = 0, key, run, onError }) {
+  const runs = new Map(members.map((m) => [key(m), []]));
+  for (let k = 0; k < slices; k++)
+    for (const m of rotate(members, k + rotation)) {
+      if (runs.get(key(m)) === null) continue;
+      try {
+        runs.get(key(m)).push(await run(m, seconds === undefined ? undefined : seconds / slices));
+      } catch (e) {
+        runs.set(key(m), null);
+        onError(m, e);
+      }
+    }
+  return new Map([...runs].filter(([, list]) => list?.length).map(([k, list]) => [k, mergeSlices(list)]));
 }

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { CLK_TCK, P, args, log } from '../lib/config.mjs';
 import { startPeer } from '../lib/peers.mjs';
 import { stop } from '../lib/procs.mjs';
-import { mergeSlices, rotate } from '../lib/slices.mjs';
+import { rotate, runSliced } from '../lib/slices.mjs';
 import { cell, fmt, pairedRatios, ratioCell, spread } from '../lib/stats.mjs';
 import full from './full.mjs';
 import { resumed } from './resumed.mjs';
@@ -63,19 +63,22 @@ export async function workers2Bench(name, errors) {
         }
       }
       for (const kind of Object.keys(KINDS)) {
-        const slices = new Map(started.map(({ c }) => [c.key, []]));
-        try {
-          for (let k = 0; k < P.slices; k++)
-            for (const { c, peer } of rotate(started, k + rep)) slices.get(c.key).push(await measured(kind, peer, P.hsSeconds / P.slices));
-        } catch (e) {
-          errors.push(`workers2 rep ${rep + 1} ${kind}: ${e.message}`);
-          log(`ERROR workers2 ${kind}: ${e.message}`);
-          continue; // no figure for any config of this repetition: they would not be paired
-        }
-        for (const [key, list] of slices) {
-          const busiest = [0, 1].map((i) => list.reduce((sum, x) => sum + (x.busiest[i] ?? 0), 0));
-          const r = { ...mergeSlices(list), busiest, rep };
-          runs[key][kind].push(r);
+        let failed = false;
+        const figures = await runSliced(started, {
+          slices: P.slices,
+          seconds: P.hsSeconds,
+          rotation: rep,
+          key: ({ c }) => c.key,
+          run: ({ peer }, seconds) => measured(kind, peer, seconds),
+          onError: ({ c }, e) => {
+            failed = true;
+            errors.push(`workers2 rep ${rep + 1} ${c.key} ${kind}: ${e.message}`);
+            log(`ERROR workers2 ${c.key} ${kind}: ${e.message}`);
+          },
+        });
+        if (failed) continue; // no figure for any config of this repetition: they would not be paired
+        for (const [key, r] of figures) {
+          runs[key][kind].push({ ...r, rep });
           log(`workers2 rep ${rep + 1}/${P.reps} ${key.padEnd(6)} ${kind.padEnd(7)} ${fmt(r.value)} per CPU-s (raw ${fmt(r.raw)}/s, cpu ${r.cpu.toFixed(2)} s, ` +
             `busiest threads ${r.busiest.map((x) => x.toFixed(2)).join(' + ')} s)${r.failures ? ` FAILURES ${r.failures} ${JSON.stringify(r.errors)}` : ''}`);
         }
