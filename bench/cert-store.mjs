@@ -463,7 +463,7 @@ export function targetRows(subject, beside) {
 }
 
 /** The same targets, one line each (printed at the end of a cert-store run). */
-export const targets = (res) => targetRows(res).map(([t, v, , ok]) => `${t}: ${v}: ${ok.replaceAll('*', '')}`);
+export const targets = (subject, beside) => targetRows(subject, beside).map(([t, v, , ok]) => `${t}: ${v}: ${ok.replaceAll('*', '')}`);
 
 // Measured once on the commit before the certificate-store work (same machine, same tree).
 const BEFORE = 'Before the certificate-store changes (ca2535a; `node bench/cert-store.mjs --reps 1 --reloads 2` in a worktree, same machine and tree, 2026-11-25): ' +

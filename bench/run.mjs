@@ -172,7 +172,7 @@ async function main() {
     // bench/cert-store.mjs: its own processes and section writer. The recommended runtime (Node 24)
     // takes every target; Node 20's load is measured beside it. As root its processes run at nice -10
     // (cert-store's --nice): the reload gap is an absolute time, which other work on the host stretches.
-    const { runStore, section, targetRows, writeSection } = await import('./cert-store.mjs');
+    const { runStore, section, targetRows, targets, writeSection } = await import('./cert-store.mjs');
     const nice = process.getuid?.() === 0 ? -10 : undefined;
     const runs = [];
     try {
@@ -184,7 +184,7 @@ async function main() {
     }
     if (runs.length) {
       storeRows = targetRows(runs[0], runs[1]);
-      for (const [t, v, , ok] of storeRows) log(`${t}: ${v}: ${ok.replaceAll('*', '')}`);
+      for (const line of targets(runs[0], runs[1])) log(line);
       const md = section(runs, command());
       if (onlyOwn) writeSection(args.out, md);
       sections.push(md);
